@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except NaapError as exc:
         print(f"naap: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except KeyboardInterrupt:
         print("naap: interrupted", file=sys.stderr)
         return 130

@@ -1,4 +1,4 @@
-"""The network a scheme describes (SPEC section 3), and its parameter and MAC counts."""
+"""The network a scheme describes (SPEC section 3); its counts are in naap.counts."""
 from __future__ import annotations
 
 import torch
@@ -50,23 +50,3 @@ class SchemeNet(nn.Module):
 
 def build_network(scheme: Scheme, in_channels: int = 3, num_classes: int = 10) -> SchemeNet:
     return SchemeNet(scheme, in_channels, num_classes)
-
-
-def count_params(scheme: Scheme, in_channels: int = 3, num_classes: int = 10) -> int:
-    """Every learnable parameter: conv weights, BatchNorm weight and bias, Linear weight and bias."""
-    total, channels = 0, in_channels
-    for layer in scheme:
-        total += channels * layer.width * layer.kernel_size ** 2 + 2 * layer.width
-        channels = layer.width
-    return total + channels * num_classes + num_classes
-
-
-def count_macs(scheme: Scheme, in_channels: int = 3, input_size: int = 32, num_classes: int = 10) -> int:
-    """MACs for one input, in the convention of the published numbers (SPEC section 3)."""
-    total, channels, size = 0, in_channels, input_size
-    for layer in scheme:
-        size = (size + 2 * (layer.kernel_size // 2) - layer.kernel_size) // layer.stride + 1
-        outputs = layer.width * size * size
-        total += outputs * channels * layer.kernel_size ** 2 + 4 * outputs
-        channels = layer.width
-    return total + (size * size + 1) * channels + channels * num_classes

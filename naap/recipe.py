@@ -13,7 +13,10 @@ import yaml
 
 from naap.errors import NaapError
 
-DATASETS = ("cifar10", "fashion-mnist", "cifar10-folder", "synthetic")
+# Input channels, input size and classes of each dataset a recipe can name.
+DATASET_SHAPES = {"cifar10": (3, 32, 10), "fashion-mnist": (1, 28, 10),
+                  "cifar10-folder": (3, 32, 10), "synthetic": (3, 32, 10)}
+DATASETS = tuple(DATASET_SHAPES)
 STRATEGIES = ("shard", "ddp")
 GENERATOR_MODES = ("enumerate", "sample")
 
@@ -49,6 +52,11 @@ class DatasetSpec:
     train_size: int | None = None
     test_size: int | None = None
     download: bool = True
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(in_channels, input_size, num_classes) of the images and labels."""
+        return DATASET_SHAPES[self.name]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from naap.errors import NaapError
-from naap.network import count_macs, count_params
+from naap.counts import count_macs, count_params
 from naap.space import Scheme, scheme_features, scheme_hash, scheme_to_dicts
 
 PROVENANCE_KEY = b"naap.provenance"
@@ -100,6 +100,7 @@ def atomic_write(path: str | Path, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

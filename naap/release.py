@@ -1,0 +1,146 @@
+"""The published NAAP-440 release (CSV + schemes JSON) to and from the Parquet layout."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+import naap
+from naap.errors import NaapError
+from naap.recipe import Recipe
+from naap.space import scheme_from_dicts
+from naap.tables import (ARCHITECTURES_SCHEMA, EPOCHS_SCHEMA, WIDE_EPOCH_COLUMNS, WIDE_SCHEME_COLUMNS, Tables,
+                         atomic_write, describe_architectures, to_wide, write_parquet)
+
+CSV_NAME = "naap440.csv"
+SCHEMES_NAME = "generated_schemes.json"
+SOURCE = "NAAP-440 (T. Hakim, arXiv 2209.06626), published release, MIT licence"
+EPOCH_COLUMN = re.compile(r"^e(\d+)(LossMean|LossMedian|Accuracy)$")
+
+
+def _read_schemes(path: Path) -> list:
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NaapError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise NaapError(f"{path}: not valid JSON ({exc})") from None
+    schemes = []
+    for i, layers in enumerate(raw):
+        for j, layer in enumerate(layers):
+            missing = {"kernel_size", "width", "stride", "residual"} - set(layer)
+            if missing:
+                raise NaapError(f"{path}: scheme {i} layer {j}: missing field '{sorted(missing)[0]}'")
+        schemes.append(scheme_from_dicts(layers))
+    return schemes
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise NaapError(f"{path}: file not found") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise NaapError(f"{path}: not a readable CSV ({exc})") from None
+    for column in WIDE_SCHEME_COLUMNS.values():
+        if column not in frame.columns:
+            raise NaapError(f"{path}: missing column '{column}'")
+    for column in frame.columns:
+        if column not in WIDE_SCHEME_COLUMNS.values() and not EPOCH_COLUMN.match(column):
+            raise NaapError(f"{path}: unexpected column '{column}'")
+        if frame[column].isna().any():
+            raise NaapError(f"{path}: column '{column}' has missing values")
+    return frame
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def import_release(release_dir: str | Path, recipe: Recipe) -> tuple[Tables, dict]:
+    """Read the published CSV and schemes, check every count against the network builder,
+    and return the tidy tables and their provenance. The published IsTest is kept as it is."""
+    release_dir = Path(release_dir)
+    csv_path, schemes_path = release_dir / CSV_NAME, release_dir / SCHEMES_NAME
+    wide = _read_csv(csv_path)
+    schemes = _read_schemes(schemes_path)
+    if list(wide["ModelId"]) != list(range(1, len(schemes) + 1)):
+        raise NaapError(f"{csv_path}: ModelId must run 1..{len(schemes)} in order, "
+                        f"one row per scheme of {schemes_path.name}")
+
+    architectures = describe_architectures(schemes, list(wide["ModelId"]), *recipe.dataset.shape)
+    for ours, theirs in WIDE_SCHEME_COLUMNS.items():
+        if ours in architectures and ours != "arch_id":
+            bad = architectures[ours].to_numpy() != wide[theirs].to_numpy()
+            if bad.any():
+                row = int(bad.argmax())
+                raise NaapError(f"{csv_path}: ModelId {row + 1}: column '{theirs}' is {wide[theirs][row]}, "
+                                f"the scheme gives {architectures[ours][row]}")
+    architectures["is_test"] = wide["IsTest"].astype(bool).to_numpy()
+    architectures["max_accuracy"] = wide["MaxAccuracy"].to_numpy()
+    architectures["diverged"] = False
+
+    seed = recipe.training.seeds[0]
+    long = wide.melt(id_vars="ModelId", value_vars=[c for c in wide.columns if EPOCH_COLUMN.match(c)])
+    parts = long["variable"].str.extract(EPOCH_COLUMN)
+    long["epoch"], long["metric"] = parts[0].astype(int), parts[1]
+    epochs = (long.pivot(index=["ModelId", "epoch"], columns="metric", values="value")
+              .rename(columns={v: k for k, v in WIDE_EPOCH_COLUMNS.items()})
+              .reset_index().rename(columns={"ModelId": "arch_id"}).rename_axis(columns=None))
+    epochs.insert(1, "seed", seed)
+    epochs["lr"] = epochs["epoch"].map(recipe.training.lr_at)
+    for column in ("test_loss", "train_accuracy", "epoch_seconds"):
+        epochs[column] = None
+
+    provenance = {
+        "source": SOURCE,
+        "kind": "imported release",
+        "files": {p.name: {"sha256": _sha256(p)} for p in (csv_path, schemes_path)},
+        "recipe": {"name": recipe.name, "file": recipe.path.name, "contents": recipe.raw},
+        "versions": {"naap": naap.__version__, "pandas": pd.__version__,
+                     "pyarrow": __import__("pyarrow").__version__},
+        "notes": "lr is the recipe's schedule; the release has no test_loss, train_accuracy or epoch_seconds.",
+    }
+    return Tables(architectures, epochs.sort_values(["arch_id", "seed", "epoch"], ignore_index=True)), provenance
+
+
+def write_dataset(tables: Tables, out_dir: str | Path, provenance: dict) -> None:
+    """Write both tables (atomically, each with the provenance in its metadata) and the card."""
+    out_dir = Path(out_dir)
+    write_parquet(tables.architectures, out_dir / "architectures.parquet", ARCHITECTURES_SCHEMA, provenance)
+    write_parquet(tables.epochs, out_dir / "epochs.parquet", EPOCHS_SCHEMA, provenance)
+    atomic_write(out_dir / "DATASET.md", lambda tmp: Path(tmp).write_text(dataset_card(tables, provenance)))
+
+
+def dataset_card(tables: Tables, provenance: dict) -> str:
+    a, e = tables.architectures, tables.epochs
+    return f"""# {provenance.get('recipe', {}).get('name', 'dataset')}
+
+{provenance.get('source', '')}
+
+- {len(a)} architectures ({int(a['is_test'].sum())} test items), {e['seed'].nunique()} seed(s),
+  {int(e['epoch'].max())} epochs, {len(e)} epoch rows
+- max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f};
+  {a['num_params'].min()} to {a['num_params'].max()} parameters
+- kind: {provenance.get('kind', '')}; naap {provenance.get('versions', {}).get('naap', '')}
+
+Load it with pandas alone:
+
+```python
+import pandas as pd
+architectures = pd.read_parquet("architectures.parquet")
+epochs = pd.read_parquet("epochs.parquet")   # arch_id, seed, epoch, lr, train_loss_mean, ...
+```
+
+or with naap: `naap.load_tables(DIR)`, `naap.load_wide(DIR)` (the published CSV layout).
+Full provenance is JSON under the Parquet metadata key `naap.provenance`.
+"""
+
+
+def export_csv(tables: Tables, out_path: str | Path, seed: int | None = None) -> None:
+    """Write the published CSV layout (CRLF line endings, as published)."""
+    wide = to_wide(tables, seed)
+    atomic_write(out_path, lambda tmp: wide.to_csv(tmp, index=False, lineterminator="\r\n"))
