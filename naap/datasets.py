@@ -127,6 +127,7 @@ def _ensure_cifar10(root: Path, download: bool) -> None:
 
 def _download_archive(root: Path, archive: Path) -> None:
     part = archive.with_name(archive.name + ".part")
+    root.mkdir(parents=True, exist_ok=True)
     try:
         download_url(CIFAR10.url, str(root), filename=part.name, md5=CIFAR10.tgz_md5)
     except (OSError, RuntimeError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from naap.space import Scheme, scheme_to_dicts
 from naap.tables import atomic_write
 
 EVAL_BATCH = 1024
+# Seeding and building use PyTorch's global RNG: trainings running in threads take turns.
+_BUILD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -94,8 +97,9 @@ def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
     if smallest_batch < world:
         raise NaapError(f"training.batch_size: a batch of {smallest_batch} images cannot be split over {world} ranks")
     make_deterministic()
-    seed_everything(seed)
-    model = build_network(scheme, data.in_channels, data.num_classes).to(device)
+    with _BUILD_LOCK:
+        seed_everything(seed)
+        model = build_network(scheme, data.in_channels, data.num_classes).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
                                 weight_decay=training.weight_decay, nesterov=training.nesterov)
     seed_everything(seed)

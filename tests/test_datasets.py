@@ -1,0 +1,226 @@
+"""Datasets: the CIFAR-10 format round trip, md5 checks and their messages, Fashion-MNIST, normalisation."""
+import gzip
+import hashlib
+import pickle
+import shutil
+import tarfile
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms
+from torchvision.datasets import CIFAR10
+from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
+from naap import datasets
+from naap.datasets import load_dataset, write_synthetic_cifar10
+from naap.errors import NaapError
+from naap.recipe import DatasetSpec, Training
+
+TRAINING = Training(epochs=1, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False,
+                    lr_factor=0.1, lr_cycle=3, mean=0.5, std=0.5, seeds=(0,))
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def read_batch(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="bytes")
+
+
+def as_uint8(x: torch.Tensor, training: Training = TRAINING) -> torch.Tensor:
+    return ((x * training.std + training.mean) * 255).round().to(torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_cifar10(root, train_size=203, test_size=51, seed=3)
+    return root
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_synthetic_files_have_the_cifar10_layout(synthetic_root):
+    folder = synthetic_root / "cifar-10-batches-py"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(datasets.CIFAR10_FILES)
+    train = [read_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    assert [len(b[b"labels"]) for b in train] == [41, 41, 41, 40, 40]
+    for batch in train + [read_batch(folder / "test_batch")]:
+        assert batch[b"data"].dtype == np.uint8 and batch[b"data"].shape[1] == 3072
+        assert all(isinstance(label, int) and 0 <= label < 10 for label in batch[b"labels"])
+    assert len(read_batch(folder / "batches.meta")[b"label_names"]) == 10
+
+
+def test_synthetic_set_round_trips_through_the_cifar10_folder_loader(synthetic_root):
+    folder = synthetic_root / "cifar-10-batches-py"
+    data = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), TRAINING)
+    train = [read_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    expected_x = np.concatenate([b[b"data"] for b in train]).reshape(-1, 3, 32, 32)
+    assert torch.equal(as_uint8(data.train_x), torch.from_numpy(expected_x))
+    assert data.train_y.tolist() == sum((b[b"labels"] for b in train), [])
+    assert data.test_y.tolist() == read_batch(folder / "test_batch")[b"labels"]
+    assert (data.name, data.in_channels, data.input_size, data.num_classes) == ("cifar10-folder", 3, 32, 10)
+    assert data.train_x.dtype == torch.float32 and data.train_y.dtype == torch.int64
+
+
+def test_synthetic_writer_is_seeded(tmp_path):
+    a, b, c = (write_synthetic_cifar10(tmp_path / name, 20, 10, seed=seed) for name, seed in zip("abc", (1, 1, 2)))
+    assert md5(a / "data_batch_1") == md5(b / "data_batch_1") != md5(c / "data_batch_1")
+
+
+def test_synthetic_dataset_is_written_once_and_rewritten_for_other_sizes(tmp_path):
+    load_dataset(DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10), TRAINING)
+    first = tmp_path / "cifar-10-batches-py" / "test_batch"
+    stamp = first.stat().st_mtime_ns
+    datasets._load.cache_clear()  # read the folder again, not the process cache
+    data = load_dataset(DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10), TRAINING)
+    assert first.stat().st_mtime_ns == stamp and len(data.train_y) == 30
+    data = load_dataset(DatasetSpec("synthetic", root=str(tmp_path), train_size=40, test_size=12), TRAINING)
+    assert (len(data.train_y), len(data.test_y)) == (40, 12)
+
+
+def test_synthetic_dataset_refuses_a_folder_it_did_not_write(tmp_path, synthetic_root):
+    folder = shutil.copytree(synthetic_root / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
+    meta = read_batch(folder / "batches.meta")
+    del meta[b"naap_synthetic"]
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    with pytest.raises(NaapError, match="batches.meta.*did not generate"):
+        load_dataset(DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10), TRAINING)
+
+
+def test_synthetic_classes_are_distinguishable(synthetic_root):
+    """Learnable: nearest class mean on the training images beats chance by far on the test images."""
+    data = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), TRAINING)
+    means = torch.stack([data.train_x[data.train_y == c].mean(0) for c in range(10)]).flatten(1)
+    predicted = torch.cdist(data.test_x.flatten(1), means).argmin(1)
+    assert (predicted == data.test_y).float().mean() > 0.5
+
+
+def test_normalisation_equals_torchvision_totensor_and_normalize(synthetic_root):
+    training = Training(**{**TRAINING.__dict__, "mean": 0.4914, "std": 0.247})
+    data = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), training)
+    raw = read_batch(synthetic_root / "cifar-10-batches-py" / "test_batch")[b"data"].reshape(-1, 3, 32, 32)
+    pipeline = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.4914,) * 3, (0.247,) * 3)])
+    expected = torch.stack([pipeline(Image.fromarray(image.transpose(1, 2, 0))) for image in raw])
+    assert torch.equal(data.test_x, expected)
+
+
+def test_sizes_keep_the_first_images_and_too_many_is_an_error(synthetic_root):
+    full = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), TRAINING)
+    part = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root), train_size=50, test_size=7), TRAINING)
+    assert torch.equal(part.train_x, full.train_x[:50]) and torch.equal(part.test_y, full.test_y[:7])
+    with pytest.raises(NaapError, match="dataset.train_size: 500 images asked for.*only 203"):
+        load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root), train_size=500), TRAINING)
+
+
+def test_cifar10_folder_errors_name_the_file(tmp_path, synthetic_root):
+    with pytest.raises(NaapError, match="dataset.root: required"):
+        load_dataset(DatasetSpec("cifar10-folder"), TRAINING)
+    with pytest.raises(NaapError, match=f"{tmp_path}/cifar-10-batches-py: not found"):
+        load_dataset(DatasetSpec("cifar10-folder", root=str(tmp_path)), TRAINING)
+    folder = shutil.copytree(synthetic_root / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
+    (folder / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(NaapError, match="data_batch_3: not a CIFAR-10 batch file"):
+        load_dataset(DatasetSpec("cifar10-folder", root=str(tmp_path)), TRAINING)
+
+
+# --- cifar10: torchvision's archive and md5 checks, exercised offline on a synthetic archive ----------
+
+@pytest.fixture
+def fake_cifar10(tmp_path, synthetic_root, monkeypatch) -> Path:
+    """A CIFAR-10 archive of the synthetic set; the md5 tables are pointed at its files."""
+    archive = tmp_path / "source" / CIFAR10.filename
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(synthetic_root / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setattr(CIFAR10, "tgz_md5", md5(archive))
+    for name in datasets.CIFAR10_FILES:
+        monkeypatch.setitem(datasets.CIFAR10_FILES, name, md5(synthetic_root / "cifar-10-batches-py" / name))
+    return archive
+
+
+def test_cifar10_without_files_or_network_says_where_to_put_them(tmp_path, monkeypatch):
+    root = tmp_path / "cifar"
+    with pytest.raises(NaapError) as error:
+        load_dataset(DatasetSpec("cifar10", root=str(root), download=False), TRAINING)
+    assert f"into {root}/" in str(error.value) and f"{root}/cifar-10-batches-py/" in str(error.value)
+    assert "cifar-10-python.tar.gz" in str(error.value) and "data_batch_5" in str(error.value)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(datasets, "download_url", offline)
+    with pytest.raises(NaapError, match=f"download failed .*no network.*into {root}/"):
+        load_dataset(DatasetSpec("cifar10", root=str(root)), TRAINING)
+
+
+def test_cifar10_download_is_checked_extracted_and_loaded(tmp_path, fake_cifar10, synthetic_root, monkeypatch):
+    def download(url, root, filename, md5):
+        assert (url, md5) == (CIFAR10.url, CIFAR10.tgz_md5)
+        shutil.copy(fake_cifar10, Path(root) / filename)
+    monkeypatch.setattr(datasets, "download_url", download)
+    root = tmp_path / "cifar"
+    data = load_dataset(DatasetSpec("cifar10", root=str(root)), TRAINING)
+    expected = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), TRAINING)
+    assert torch.equal(data.train_x, expected.train_x) and torch.equal(data.test_y, expected.test_y)
+    assert (root / CIFAR10.filename).exists() and not (root / (CIFAR10.filename + ".part")).exists()
+
+
+def test_cifar10_corrupt_file_is_named_and_never_used(tmp_path, fake_cifar10, monkeypatch):
+    root = tmp_path / "cifar"
+    root.mkdir()
+    shutil.copy(fake_cifar10, root)
+    load_dataset(DatasetSpec("cifar10", root=str(root), download=False), TRAINING)
+    batch = root / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(batch.read_bytes()[:-1] + b"\0")
+    with pytest.raises(NaapError, match=f"{batch}: corrupt"):
+        load_dataset(DatasetSpec("cifar10", root=str(root), download=False, train_size=10), TRAINING)
+    batch.unlink()  # a missing file is restored from the verified archive
+    data = load_dataset(DatasetSpec("cifar10", root=str(root), download=False, train_size=11), TRAINING)
+    assert len(data.train_y) == 11
+
+
+def test_cifar10_corrupt_archive_is_named(tmp_path, fake_cifar10):
+    root = tmp_path / "cifar"
+    root.mkdir()
+    (root / CIFAR10.filename).write_bytes(fake_cifar10.read_bytes()[:1000])
+    with pytest.raises(NaapError, match=f"{root / CIFAR10.filename}: corrupt"):
+        load_dataset(DatasetSpec("cifar10", root=str(root)), TRAINING)
+
+
+# --- Fashion-MNIST ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fashion_root() -> Path:
+    if not all((FASHION / name).exists() for name in datasets.FASHION_MNIST_FILES):
+        pytest.skip(f"Fashion-MNIST is not in {FASHION} (Debian package dataset-fashion-mnist, `make system-deps`)")
+    return FASHION
+
+
+def test_fashion_mnist_loads_like_torchvisions_reader(fashion_root, tmp_path):
+    data = load_dataset(DatasetSpec("fashion-mnist"), TRAINING)
+    assert data.train_x.shape == (60000, 1, 28, 28) and data.test_x.shape == (10000, 1, 28, 28)
+    assert (data.in_channels, data.input_size, data.num_classes) == (1, 28, 10)
+    assert data.train_y.bincount().tolist() == [6000] * 10 and data.test_y.bincount().tolist() == [1000] * 10
+    for split, x, y in (("t10k", data.test_x, data.test_y), ("train", data.train_x, data.train_y)):
+        for kind, ours in (("images-idx3", as_uint8(x).squeeze(1)), ("labels-idx1", y)):
+            plain = tmp_path / f"{split}-{kind}"
+            plain.write_bytes(gzip.decompress((fashion_root / f"{split}-{kind}-ubyte.gz").read_bytes()))
+            assert torch.equal(ours, read_sn3_pascalvincent_tensor(str(plain)).to(ours.dtype))
+
+
+def test_fashion_mnist_missing_or_corrupt_file_is_named(fashion_root, tmp_path):
+    for name in datasets.FASHION_MNIST_FILES[1:]:
+        shutil.copy(fashion_root / name, tmp_path)
+    with pytest.raises(NaapError, match="train-images-idx3-ubyte.gz: missing.*dataset-fashion-mnist"):
+        load_dataset(DatasetSpec("fashion-mnist", root=str(tmp_path)), TRAINING)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes((fashion_root / "train-images-idx3-ubyte.gz").read_bytes()[:5000])
+    with pytest.raises(NaapError, match="train-images-idx3-ubyte.gz: corrupt gzip"):
+        load_dataset(DatasetSpec("fashion-mnist", root=str(tmp_path)), TRAINING)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\0" * 20))
+    with pytest.raises(NaapError, match="train-images-idx3-ubyte.gz: not an idx file"):
+        load_dataset(DatasetSpec("fashion-mnist", root=str(tmp_path)), TRAINING)
