@@ -1,0 +1,227 @@
+"""Training: the SPEC 4 recipe (learning rates, batch order, median), determinism, resume, divergence, DDP."""
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from naap import train as train_module
+from naap.datasets import load_dataset, write_synthetic_cifar10
+from naap.errors import NaapError
+from naap.recipe import DatasetSpec, Training, load_recipe
+from naap.space import Layer
+from naap.train import EpochMetrics, train
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = (Layer(3, 12, 2, False), Layer(3, 16, 2, False), Layer(1, 16, 1, True))
+OTHER = (Layer(3, 16, 2, False), Layer(3, 24, 2, False), Layer(3, 24, 1, False), Layer(1, 32, 2, False))
+# 350 training images in batches of 64: six batches, the last one partial (30 images).
+TRAINING = Training(epochs=4, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False,
+                    lr_factor=0.1, lr_cycle=3, mean=0.5, std=0.5, seeds=(7,))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks run fastest on one thread, and do not fight the other processes for the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_cifar10(root, train_size=350, test_size=100)
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(data_root):
+    return load_dataset(DatasetSpec("cifar10-folder", root=str(data_root)), TRAINING)
+
+
+def without_seconds(result) -> list[dict]:
+    return [{k: v for k, v in dataclasses.asdict(e).items() if k != "epoch_seconds"} for e in result.epochs]
+
+
+def test_learning_rates_of_all_90_epochs_follow_spec_section_4():
+    training = load_recipe(REPO / "recipes" / "naap440.yaml").training
+    expected = [0.1, 0.01, 0.001] * 30
+    assert [training.lr_at(i) for i in range(1, 91)] == pytest.approx(expected, rel=1e-12)
+    assert training.epochs == 90 and math.ceil(50000 / training.batch_size) == 196
+
+
+def test_recorded_learning_rate_is_the_one_each_step_used(data, monkeypatch):
+    used = []
+    step = torch.optim.SGD.step
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda self, *a, **k: (used.append(self.param_groups[0]["lr"]),
+                                                                          step(self, *a, **k))[1])
+    result = train(SMALL, data, TRAINING, seed=7)
+    assert len(used) == 4 * 6
+    assert [e.lr for e in result.epochs] == [TRAINING.lr_at(i) for i in (1, 2, 3, 4)]
+    assert used == [e.lr for e in result.epochs for _ in range(6)]
+
+
+def test_metrics_are_sane_and_the_network_learns(data):
+    result = train(SMALL, data, dataclasses.replace(TRAINING, epochs=6), seed=7)
+    assert [e.epoch for e in result.epochs] == [1, 2, 3, 4, 5, 6] and not result.diverged
+    for e in result.epochs:
+        assert e.test_accuracy * 100 == int(e.test_accuracy * 100)  # a fraction of the 100 test images
+        assert 0 < e.train_loss_mean < 5 and e.test_loss > 0 and e.epoch_seconds > 0
+    assert result.epochs[-1].train_loss_mean < result.epochs[0].train_loss_mean
+    assert max(e.test_accuracy for e in result.epochs) > 0.2
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_does_not(data):
+    first, second = train(SMALL, data, TRAINING, seed=7), train(SMALL, data, TRAINING, seed=7)
+    assert without_seconds(first) == without_seconds(second)
+    assert without_seconds(train(SMALL, data, TRAINING, seed=8)) != without_seconds(first)
+
+
+def record_train_batches(monkeypatch) -> list[torch.Tensor]:
+    """Capture every training batch the network sees (its input images) through a forward pre-hook."""
+    seen = []
+    build = train_module.build_network
+
+    def build_and_watch(*args, **kwargs):
+        net = build(*args, **kwargs)
+        net.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].clone()) if module.training else None)
+        return net
+    monkeypatch.setattr(train_module, "build_network", build_and_watch)
+    return seen
+
+
+def test_batch_order_is_shared_by_architectures_and_reshuffled_each_epoch(data, monkeypatch):
+    seen = record_train_batches(monkeypatch)
+    train(SMALL, data, TRAINING, seed=7)
+    small = list(seen)
+    seen.clear()
+    train(OTHER, data, TRAINING, seed=7)
+    assert len(small) == len(seen) == 4 * 6
+    assert all(torch.equal(a, b) for a, b in zip(small, seen))
+    assert [len(b) for b in small[:6]] == [64] * 5 + [30]
+    epochs = [torch.cat(small[i:i + 6]) for i in range(0, 24, 6)]
+    flat = data.train_x.flatten(1)
+    for images in epochs:  # each epoch is a permutation of the whole training set
+        assert torch.equal(torch.sort(images.flatten(1), dim=0)[0], torch.sort(flat, dim=0)[0])
+    assert not torch.equal(epochs[0], epochs[1])
+    seen.clear()
+    train(SMALL, data, TRAINING, seed=8)
+    assert not torch.equal(torch.cat(seen[:6]), epochs[0])
+
+
+def test_median_is_numpys_mean_of_the_two_middle_batch_losses(data, monkeypatch):
+    losses = []
+    cross_entropy = F.cross_entropy
+
+    def recording(logits, target, **kwargs):
+        loss = cross_entropy(logits, target, **kwargs)
+        if torch.is_grad_enabled():
+            losses.append(loss.item() / len(target))
+        return loss
+    monkeypatch.setattr(train_module.F, "cross_entropy", recording)
+    result = train(SMALL, data, TRAINING, seed=7)
+    per_epoch = np.array(losses, dtype=np.float32).astype(np.float64).reshape(4, 6)
+    for epoch, batch_losses in zip(result.epochs, per_epoch):
+        middle = np.sort(batch_losses)[2:4]
+        assert middle[0] != middle[1]
+        assert epoch.train_loss_median == pytest.approx(middle.mean(), rel=1e-6)
+        assert epoch.train_loss_median == pytest.approx(np.median(batch_losses), rel=1e-6)
+        assert epoch.train_loss_mean == pytest.approx(batch_losses.mean(), rel=1e-6)
+
+
+def test_a_killed_run_resumes_to_the_same_numbers(data, tmp_path):
+    uninterrupted = train(SMALL, data, TRAINING, seed=7, checkpoint=tmp_path / "full.pt")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_epoch_2(metrics: EpochMetrics):
+        if metrics.epoch == 2:
+            raise Killed
+    with pytest.raises(Killed):
+        train(SMALL, data, TRAINING, seed=7, checkpoint=tmp_path / "run.pt", on_epoch=kill_after_epoch_2)
+    redone = []
+    resumed = train(SMALL, data, TRAINING, seed=7, checkpoint=tmp_path / "run.pt", on_epoch=redone.append)
+    assert [m.epoch for m in redone] == [3, 4]
+    assert without_seconds(resumed) == without_seconds(uninterrupted)
+    finished = train(SMALL, data, TRAINING, seed=7, checkpoint=tmp_path / "run.pt", on_epoch=redone.append)
+    assert len(redone) == 2 and finished == resumed
+
+
+def test_a_checkpoint_of_another_run_or_a_damaged_one_is_refused(data, tmp_path):
+    checkpoint = tmp_path / "run.pt"
+    train(SMALL, data, dataclasses.replace(TRAINING, epochs=1), seed=7, checkpoint=checkpoint)
+    with pytest.raises(NaapError, match=f"{checkpoint}: checkpoint of another run"):
+        train(OTHER, data, dataclasses.replace(TRAINING, epochs=1), seed=7, checkpoint=checkpoint)
+    with pytest.raises(NaapError, match=f"{checkpoint}: checkpoint of another run"):
+        train(SMALL, data, dataclasses.replace(TRAINING, epochs=1), seed=8, checkpoint=checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    with pytest.raises(NaapError, match=f"{checkpoint}: unreadable checkpoint"):
+        train(SMALL, data, dataclasses.replace(TRAINING, epochs=1), seed=7, checkpoint=checkpoint)
+
+
+def test_a_huge_learning_rate_diverges_and_is_recorded(data, tmp_path):
+    result = train(SMALL, data, dataclasses.replace(TRAINING, lr=1e6, lr_factor=1.0), seed=7,
+                   checkpoint=tmp_path / "run.pt")
+    assert result.diverged and result.epochs == []
+    again = train(SMALL, data, dataclasses.replace(TRAINING, lr=1e6, lr_factor=1.0), seed=7,
+                  checkpoint=tmp_path / "run.pt", on_epoch=pytest.fail)
+    assert again == result
+
+
+def test_divergence_keeps_the_epochs_finished_before_it(data):
+    poisoned = dataclasses.replace(data, train_x=data.train_x.clone())
+
+    def poison_after_epoch_2(metrics: EpochMetrics):
+        if metrics.epoch == 2:
+            poisoned.train_x[0, 0, 0, 0] = float("inf")
+    result = train(SMALL, poisoned, TRAINING, seed=7, on_epoch=poison_after_epoch_2)
+    assert result.diverged and [e.epoch for e in result.epochs] == [1, 2]
+    assert all(math.isfinite(e.train_loss_mean) for e in result.epochs)
+
+
+# --- DDP on two gloo processes -------------------------------------------------------------------
+
+def _ddp_worker(rank: int, world: int, root: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{out}/store", rank=rank, world_size=world)
+    try:
+        data = load_dataset(DatasetSpec("cifar10-folder", root=root), TRAINING)
+        training = dataclasses.replace(TRAINING, epochs=3)
+        full = train(SMALL, data, training, seed=7, ddp=True)
+
+        def kill_after_epoch_1(metrics):
+            if metrics.epoch == 1:
+                raise KeyboardInterrupt
+        try:
+            train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt", on_epoch=kill_after_epoch_1)
+        except KeyboardInterrupt:
+            pass
+        dist.barrier()
+        resumed = train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt")
+        Path(out, f"rank{rank}.json").write_text(json.dumps([without_seconds(full), without_seconds(resumed)]))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_ddp_ranks_agree_and_resume(data, data_root, tmp_path, world):
+    mp.start_processes(_ddp_worker, args=(world, str(data_root), str(tmp_path)), nprocs=world,
+                       start_method="spawn")
+    runs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
+    full, resumed = runs[0]
+    assert all(run == runs[0] for run in runs) and resumed == full
+    single = without_seconds(train(SMALL, data, dataclasses.replace(TRAINING, epochs=3), seed=7))
+    if world == 1:  # one rank: DDP is the plain loop
+        assert full == single
+    else:  # per-rank BatchNorm on gloo: the first losses agree closely, not exactly
+        assert full != single
+        assert full[0]["train_loss_mean"] == pytest.approx(single[0]["train_loss_mean"], rel=0.05)
