@@ -23,3 +23,8 @@ test: $(INSTALLED)
 # real Fashion-MNIST images for the end-to-end run.
 system-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist
+
+# Images/s of one architecture's training: naap's device-resident loop against a plain DataLoader loop.
+.PHONY: bench-training
+bench-training: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_training.py
