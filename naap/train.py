@@ -31,6 +31,9 @@ from naap.space import Scheme, scheme_to_dicts
 from naap.tables import atomic_write
 
 EVAL_BATCH = 1024
+# channels_last convolutions train these small networks about 20 % faster on the CPU (oneDNN);
+# on CUDA the default layout is kept, as nothing was measured there.
+MEMORY_FORMAT = {"cpu": torch.channels_last}
 # Seeding and building use PyTorch's global RNG: trainings running in threads take turns.
 _BUILD_LOCK = threading.Lock()
 
@@ -62,9 +65,14 @@ def seed_everything(seed: int) -> None:
 
 
 def make_deterministic() -> None:
-    """Deterministic kernels where PyTorch has them; cuDNN deterministic, benchmark off."""
+    """Deterministic kernels where PyTorch has them; cuDNN deterministic, benchmark off.
+
+    The NaN-filling of every new tensor that deterministic mode switches on (a debugging aid,
+    12 % of a CPU step here) is switched off: no kernel used here reads memory it did not write.
+    """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
 
@@ -99,7 +107,9 @@ def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
     make_deterministic()
     with _BUILD_LOCK:
         seed_everything(seed)
-        model = build_network(scheme, data.in_channels, data.num_classes).to(device)
+        model = build_network(scheme, data.in_channels, data.num_classes)
+    memory_format = MEMORY_FORMAT.get(device.type, torch.contiguous_format)
+    model = model.to(device, memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
                                 weight_decay=training.weight_decay, nesterov=training.nesterov)
     seed_everything(seed)
@@ -123,7 +133,8 @@ def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     while not diverged and len(epochs) < training.epochs:
-        metrics = _train_epoch(model, optimizer, order, data, training, len(epochs) + 1, device, rank, world, ddp)
+        metrics = _train_epoch(model, optimizer, order, data, training, len(epochs) + 1, device, memory_format,
+                               rank, world, ddp)
         diverged = metrics is None
         if not diverged:
             epochs.append(metrics)
@@ -135,7 +146,7 @@ def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
 
 
 def _train_epoch(model, optimizer, order, data: DeviceData, training: Training, epoch: int,
-                 device, rank: int, world: int, ddp: bool) -> EpochMetrics | None:
+                 device, memory_format, rank: int, world: int, ddp: bool) -> EpochMetrics | None:
     """One epoch of training and the test pass; None if a loss was NaN or infinite."""
     start = time.perf_counter()
     lr = training.lr_at(epoch)
@@ -149,7 +160,7 @@ def _train_epoch(model, optimizer, order, data: DeviceData, training: Training, 
     model.train()
     for i, batch in enumerate(batches):
         index = batch.tensor_split(world)[rank]
-        x, y = data.train_x[index], data.train_y[index]
+        x, y = data.train_x[index].contiguous(memory_format=memory_format), data.train_y[index]
         logits = model(x)
         loss_sum = F.cross_entropy(logits, y, reduction="sum")
         # DDP averages gradients over ranks: scale so the result is the gradient of the batch mean.
@@ -164,7 +175,7 @@ def _train_epoch(model, optimizer, order, data: DeviceData, training: Training, 
     if ddp and world > 1 and device.type != "cuda":
         for buffer in net.buffers():  # gloo: make every rank test with rank 0's BatchNorm statistics
             dist.broadcast(buffer, 0)
-    test_loss, test_correct = _evaluate(net, data, rank, world, device)
+    test_loss, test_correct = _evaluate(net, data, rank, world, device, memory_format)
     stats = torch.cat([loss_sums, torch.stack([train_correct.float(), test_loss, test_correct.float()])])
     if ddp:
         dist.all_reduce(stats)
@@ -180,14 +191,15 @@ def _train_epoch(model, optimizer, order, data: DeviceData, training: Training, 
 
 
 @torch.inference_mode()
-def _evaluate(net: nn.Module, data: DeviceData, rank: int, world: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _evaluate(net: nn.Module, data: DeviceData, rank: int, world: int, device,
+              memory_format) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed loss and correct count over this rank's share of the test set, in eval mode."""
     net.eval()
     loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     share = torch.arange(len(data.test_y), device=device).tensor_split(world)[rank]
     for index in share.split(EVAL_BATCH):
-        logits = net(data.test_x[index])
+        logits = net(data.test_x[index].contiguous(memory_format=memory_format))
         loss += F.cross_entropy(logits, data.test_y[index], reduction="sum")
         correct += (logits.argmax(1) == data.test_y[index]).sum()
     return loss, correct
