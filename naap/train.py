@@ -114,11 +114,11 @@ def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
                                 weight_decay=training.weight_decay, nesterov=training.nesterov)
     seed_everything(seed)
     order = torch.Generator().manual_seed(seed)
-    fingerprint = {"scheme": scheme_to_dicts(scheme), "seed": seed, "training": asdict(training),
+    fingerprint = {"scheme": scheme_to_dicts(scheme), "seed": seed, "training": asdict(training) | {"seeds": None},
                    "data": [data.name, len(data.train_y), len(data.test_y)], "ranks": world if ddp else 1}
     epochs: list[EpochMetrics] = []
     diverged = False
-    saved = _load_checkpoint(checkpoint, fingerprint, rank, ddp)
+    saved = _load_checkpoint(checkpoint, fingerprint, rank, ddp, device)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -152,23 +152,23 @@ def _train_epoch(model, optimizer, order, data: DeviceData, training: Training, 
     lr = training.lr_at(epoch)
     for group in optimizer.param_groups:
         group["lr"] = lr
-    n, batch_size = len(data.train_y), training.batch_size
-    batches = torch.randperm(n, generator=order).to(device).split(batch_size)
-    sizes = [len(b) for b in batches]
-    loss_sums = torch.zeros(len(batches), device=device)
+    n = len(data.train_y)
+    batches = torch.randperm(n, generator=order).to(device).split(training.batch_size)
+    batch_losses = torch.zeros(len(batches), device=device)
     train_correct = torch.zeros((), dtype=torch.int64, device=device)
     model.train()
     for i, batch in enumerate(batches):
         index = batch.tensor_split(world)[rank]
         x, y = data.train_x[index].contiguous(memory_format=memory_format), data.train_y[index]
         logits = model(x)
-        loss_sum = F.cross_entropy(logits, y, reduction="sum")
-        # DDP averages gradients over ranks: scale so the result is the gradient of the batch mean.
-        loss = loss_sum * (world / sizes[i])
+        loss = F.cross_entropy(logits, y)
+        # This rank's share of the recipe batch (1 on one process). DDP averages gradients over
+        # ranks, so scaling by share x world gives the gradient of the whole batch's mean loss.
+        share = len(index) / len(batch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * (share * world)).backward()
         optimizer.step()
-        loss_sums[i] = loss_sum.detach()
+        batch_losses[i] = loss.detach() * share
         train_correct += (logits.argmax(1) == y).sum()
 
     net = model.module if ddp else model
@@ -176,11 +176,11 @@ def _train_epoch(model, optimizer, order, data: DeviceData, training: Training, 
         for buffer in net.buffers():  # gloo: make every rank test with rank 0's BatchNorm statistics
             dist.broadcast(buffer, 0)
     test_loss, test_correct = _evaluate(net, data, rank, world, device, memory_format)
-    stats = torch.cat([loss_sums, torch.stack([train_correct.float(), test_loss, test_correct.float()])])
+    stats = torch.cat([batch_losses, torch.stack([train_correct.float(), test_loss, test_correct.float()])])
     if ddp:
         dist.all_reduce(stats)
     stats = stats.double().cpu().numpy()  # the epoch's one host synchronisation
-    losses = stats[:len(batches)] / np.array(sizes)
+    losses = stats[:len(batches)]
     if not np.isfinite(losses).all():
         return None
     n_test = len(data.test_y)
@@ -213,7 +213,7 @@ def _save_checkpoint(path: Path, fingerprint: dict, model, optimizer, order, epo
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def _load_checkpoint(path: Path | None, fingerprint: dict, rank: int, ddp: bool) -> dict | None:
+def _load_checkpoint(path: Path | None, fingerprint: dict, rank: int, ddp: bool, device) -> dict | None:
     state = None
     if path is not None and rank == 0 and Path(path).exists():
         try:
@@ -225,6 +225,6 @@ def _load_checkpoint(path: Path | None, fingerprint: dict, rank: int, ddp: bool)
                             f"delete it to start over")
     if ddp:
         box = [state]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, src=0, device=device)
         state = box[0]
     return state

@@ -16,7 +16,8 @@ from naap.datasets import load_dataset, write_synthetic_cifar10
 from naap.errors import NaapError
 from naap.recipe import DatasetSpec, Training, load_recipe
 from naap.space import Layer
-from naap.train import EpochMetrics, train
+from naap.network import build_network
+from naap.train import EpochMetrics, seed_everything, train
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = (Layer(3, 12, 2, False), Layer(3, 16, 2, False), Layer(1, 16, 1, True))
@@ -79,6 +80,42 @@ def test_metrics_are_sane_and_the_network_learns(data):
     assert max(e.test_accuracy for e in result.epochs) > 0.2
 
 
+def reference_run(scheme, data, training: Training, seed: int) -> list[tuple[float, float, float]]:
+    """SPEC section 4 written out plainly: a contiguous NCHW network, `.item()` after every step."""
+    seed_everything(seed)
+    model = build_network(scheme)
+    optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
+                                weight_decay=training.weight_decay, nesterov=training.nesterov)
+    seed_everything(seed)
+    order = torch.Generator().manual_seed(seed)
+    metrics = []
+    for epoch in range(1, training.epochs + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = training.lr_at(epoch)
+        model.train()
+        losses = []
+        for index in torch.randperm(len(data.train_y), generator=order).split(training.batch_size):
+            loss = F.cross_entropy(model(data.train_x[index]), data.train_y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad():
+            accuracy = (model(data.test_x).argmax(1) == data.test_y).double().mean().item()
+        metrics.append((np.mean(losses), np.median(losses), accuracy))
+    return metrics
+
+
+def test_training_matches_a_plain_loop_of_the_recipe(data):
+    result = train(OTHER, data, TRAINING, seed=7)
+    reference = reference_run(OTHER, data, TRAINING, seed=7)
+    for epoch, (mean, median, accuracy) in zip(result.epochs, reference):
+        assert epoch.train_loss_mean == pytest.approx(mean, rel=1e-5)
+        assert epoch.train_loss_median == pytest.approx(median, rel=1e-5)
+        assert epoch.test_accuracy == pytest.approx(accuracy, abs=0.01)
+
+
 def test_same_seed_gives_identical_metrics_and_another_seed_does_not(data):
     first, second = train(SMALL, data, TRAINING, seed=7), train(SMALL, data, TRAINING, seed=7)
     assert without_seconds(first) == without_seconds(second)
@@ -117,24 +154,21 @@ def test_batch_order_is_shared_by_architectures_and_reshuffled_each_epoch(data, 
     assert not torch.equal(torch.cat(seen[:6]), epochs[0])
 
 
-def test_median_is_numpys_mean_of_the_two_middle_batch_losses(data, monkeypatch):
+def test_losses_are_the_batch_means_as_computed_and_the_median_is_numpys(data, monkeypatch):
     losses = []
     cross_entropy = F.cross_entropy
 
     def recording(logits, target, **kwargs):
         loss = cross_entropy(logits, target, **kwargs)
         if torch.is_grad_enabled():
-            losses.append(loss.item() / len(target))
+            losses.append(loss.item())
         return loss
     monkeypatch.setattr(train_module.F, "cross_entropy", recording)
     result = train(SMALL, data, TRAINING, seed=7)
-    per_epoch = np.array(losses, dtype=np.float32).astype(np.float64).reshape(4, 6)
-    for epoch, batch_losses in zip(result.epochs, per_epoch):
+    for epoch, batch_losses in zip(result.epochs, np.array(losses).reshape(4, 6)):
         middle = np.sort(batch_losses)[2:4]
-        assert middle[0] != middle[1]
-        assert epoch.train_loss_median == pytest.approx(middle.mean(), rel=1e-6)
-        assert epoch.train_loss_median == pytest.approx(np.median(batch_losses), rel=1e-6)
-        assert epoch.train_loss_mean == pytest.approx(batch_losses.mean(), rel=1e-6)
+        assert middle[0] != middle[1] and epoch.train_loss_median == middle.mean() == np.median(batch_losses)
+        assert epoch.train_loss_mean == np.mean(batch_losses)
 
 
 def test_a_killed_run_resumes_to_the_same_numbers(data, tmp_path):
