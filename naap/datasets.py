@@ -16,6 +16,8 @@ Names (recipe.DATASETS):
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import gzip
 import os
@@ -88,6 +90,19 @@ def _load(name, root, train_size, test_size, download, mean, std, device) -> Dev
                       name=name, in_channels=train_x.shape[1], input_size=train_x.shape[2], num_classes=CLASSES)
 
 
+@contextlib.contextmanager
+def _locked(root: Path):
+    """Hold root/.naap.lock: the ranks of one run download or write a dataset one at a time."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / ".naap.lock", "a")
+    except OSError as exc:
+        raise NaapError(f"{root}: cannot write the dataset there ({exc.strerror}); set dataset.root") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _first(t: torch.Tensor, n: int | None, key: str, root: Path) -> torch.Tensor:
     if n is not None and n > len(t):
         raise NaapError(f"dataset.{key}: {n} images asked for, {root} has only {len(t)}")
@@ -108,21 +123,27 @@ def _ensure_cifar10(root: Path, download: bool) -> None:
     A file that is present but fails its md5 is never replaced or used: it is named.
     """
     folder = root / CIFAR10_FOLDER
-    missing = [name for name in CIFAR10_FILES if not (folder / name).exists()]
-    if missing:
-        archive = root / CIFAR10.filename
-        if archive.exists():
-            if not check_integrity(str(archive), CIFAR10.tgz_md5):
-                raise NaapError(f"{archive}: corrupt (md5 differs from {CIFAR10.tgz_md5}); delete it and run again")
-        elif not download:
-            raise NaapError(f"CIFAR-10 not found and dataset.download is false: {_where_to_put(root)}")
-        else:
-            _download_archive(root, archive)
-        _extract_missing(archive, folder, missing)
+    missing = lambda: [name for name in CIFAR10_FILES if not (folder / name).exists()]
+    if missing():
+        with _locked(root):
+            if missing():
+                _fetch_cifar10(root, download, missing())
     for name, md5 in CIFAR10_FILES.items():
         if not check_integrity(str(folder / name), md5):
             raise NaapError(f"{folder / name}: corrupt (md5 differs from CIFAR-10's {md5}); "
                             f"delete it and run again to restore it from {CIFAR10.filename}")
+
+
+def _fetch_cifar10(root: Path, download: bool, missing: list[str]) -> None:
+    archive = root / CIFAR10.filename
+    if archive.exists():
+        if not check_integrity(str(archive), CIFAR10.tgz_md5):
+            raise NaapError(f"{archive}: corrupt (md5 differs from {CIFAR10.tgz_md5}); delete it and run again")
+    elif not download:
+        raise NaapError(f"CIFAR-10 not found and dataset.download is false: {_where_to_put(root)}")
+    else:
+        _download_archive(root, archive)
+    _extract_missing(archive, root / CIFAR10_FOLDER, missing)
 
 
 def _download_archive(root: Path, archive: Path) -> None:
@@ -245,14 +266,20 @@ def _write_pickle(path: Path, obj: dict) -> None:
 
 
 def _ensure_synthetic(root: Path, train_size: int, test_size: int) -> None:
+    """Write the synthetic set into root unless the one there has these sizes."""
     meta_path = root / CIFAR10_FOLDER / "batches.meta"
     wanted = {b"train_size": train_size, b"test_size": test_size, b"seed": 0}
-    if meta_path.exists():
+
+    def present() -> bool:
+        if not meta_path.exists():
+            return False
         with open(meta_path, "rb") as f:
             meta = pickle.load(f, encoding="bytes")
         if b"naap_synthetic" not in meta:
             raise NaapError(f"{meta_path}: a CIFAR-10-format set naap did not generate; "
                             f"the synthetic dataset needs its own dataset.root")
-        if meta[b"naap_synthetic"] == wanted:
-            return
-    write_synthetic_cifar10(root, train_size, test_size)
+        return meta[b"naap_synthetic"] == wanted
+    if not present():
+        with _locked(root):
+            if not present():
+                write_synthetic_cifar10(root, train_size, test_size)
