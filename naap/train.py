@@ -77,6 +77,12 @@ def make_deterministic() -> None:
     torch.backends.cudnn.benchmark = False
 
 
+def with_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """On CUDA, BatchNorm as SyncBatchNorm (the whole batch's statistics over all ranks);
+    elsewhere PyTorch has none and the model is returned as it is."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda" else model
+
+
 def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
           device: torch.device | str | None = None, checkpoint: Path | None = None, ddp: bool = False,
           on_epoch: Callable[[EpochMetrics], None] | None = None) -> RunResult:
@@ -127,10 +133,8 @@ def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
         epochs = [EpochMetrics(**e) for e in saved["epochs"]]
         diverged = saved["diverged"]
     if ddp:
-        if device.type == "cuda":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            with_sync_batchnorm(model, device), device_ids=[device.index] if device.type == "cuda" else None)
 
     while not diverged and len(epochs) < training.epochs:
         metrics = _train_epoch(model, optimizer, order, data, training, len(epochs) + 1, device, memory_format,
@@ -172,8 +176,8 @@ def _train_epoch(model, optimizer, order, data: DeviceData, training: Training, 
         train_correct += (logits.argmax(1) == y).sum()
 
     net = model.module if ddp else model
-    if ddp and world > 1 and device.type != "cuda":
-        for buffer in net.buffers():  # gloo: make every rank test with rank 0's BatchNorm statistics
+    if ddp and world > 1 and not any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
+        for buffer in net.buffers():  # per-rank BatchNorm statistics: every rank tests with rank 0's
             dist.broadcast(buffer, 0)
     test_loss, test_correct = _evaluate(net, data, rank, world, device, memory_format)
     stats = torch.cat([batch_losses, torch.stack([train_correct.float(), test_loss, test_correct.float()])])

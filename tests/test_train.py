@@ -17,7 +17,7 @@ from naap.errors import NaapError
 from naap.recipe import DatasetSpec, Training, load_recipe
 from naap.space import Layer
 from naap.network import build_network
-from naap.train import EpochMetrics, seed_everything, train
+from naap.train import EpochMetrics, seed_everything, train, with_sync_batchnorm
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = (Layer(3, 12, 2, False), Layer(3, 16, 2, False), Layer(1, 16, 1, True))
@@ -220,6 +220,13 @@ def test_divergence_keeps_the_epochs_finished_before_it(data):
     result = train(SMALL, poisoned, TRAINING, seed=7, on_epoch=poison_after_epoch_2)
     assert result.diverged and [e.epoch for e in result.epochs] == [1, 2]
     assert all(math.isfinite(e.train_loss_mean) for e in result.epochs)
+
+
+@pytest.mark.parametrize("device, synced", [("cpu", False), ("cuda:1", True)])
+def test_batchnorm_is_synchronised_on_cuda_only(device, synced):
+    model = with_sync_batchnorm(build_network(SMALL), torch.device(device))
+    kinds = {type(m) for m in model.modules()}
+    assert (torch.nn.SyncBatchNorm in kinds, torch.nn.BatchNorm2d in kinds) == (synced, not synced)
 
 
 # --- DDP on two gloo processes -------------------------------------------------------------------
