@@ -63,9 +63,9 @@ class DeviceData:
 
 def load_dataset(spec: DatasetSpec, training: Training, device: torch.device | str = "cpu") -> DeviceData:
     """The dataset a recipe names, on `device`, normalised with training.mean/std."""
-    root = Path(spec.root or DEFAULT_ROOTS.get(spec.name) or "")
-    if spec.name == "cifar10-folder" and spec.root is None:
-        raise NaapError("dataset.root: required for cifar10-folder (the folder holding cifar-10-batches-py/)")
+    if spec.root is None and spec.name not in DEFAULT_ROOTS:
+        raise NaapError(f"dataset.root: required for {spec.name} (the folder holding {CIFAR10_FOLDER}/)")
+    root = Path(spec.root or DEFAULT_ROOTS[spec.name])
     return _load(spec.name, root.resolve(), spec.train_size, spec.test_size, spec.download,
                  training.mean, training.std, str(torch.device(device)))
 
@@ -82,9 +82,8 @@ def _load(name, root, train_size, test_size, download, mean, std, device) -> Dev
         raw = _read_fashion_mnist(root)
     else:
         raw = _read_cifar10_folder(root / CIFAR10_FOLDER)
-    train_x, train_y, test_x, test_y = (
-        _first(raw[0], train_size, "train_size", root), _first(raw[1], train_size, "train_size", root),
-        _first(raw[2], test_size, "test_size", root), _first(raw[3], test_size, "test_size", root))
+    train_x, train_y = _first(raw[:2], train_size, "train_size", root)
+    test_x, test_y = _first(raw[2:], test_size, "test_size", root)
     normalise = lambda x: x.to(device).float().div_(255).sub_(mean).div_(std)
     return DeviceData(normalise(train_x), train_y.to(device), normalise(test_x), test_y.to(device),
                       name=name, in_channels=train_x.shape[1], input_size=train_x.shape[2], num_classes=CLASSES)
@@ -103,10 +102,11 @@ def _locked(root: Path):
         yield
 
 
-def _first(t: torch.Tensor, n: int | None, key: str, root: Path) -> torch.Tensor:
-    if n is not None and n > len(t):
-        raise NaapError(f"dataset.{key}: {n} images asked for, {root} has only {len(t)}")
-    return t if n is None else t[:n]
+def _first(images_labels: tuple[torch.Tensor, ...], n: int | None, key: str, root: Path) -> tuple[torch.Tensor, ...]:
+    """The first n images and labels (all of them for None)."""
+    if n is not None and n > len(images_labels[0]):
+        raise NaapError(f"dataset.{key}: {n} images asked for, {root} has only {len(images_labels[0])}")
+    return tuple(t[:n] for t in images_labels)
 
 
 # --- CIFAR-10 -----------------------------------------------------------------
