@@ -40,6 +40,9 @@ _BUILD_LOCK = threading.Lock()
 
 @dataclass
 class EpochMetrics:
+    """One finished epoch: epoch is 1-based; losses are over the epoch's per-batch mean losses
+    (taken before each step); accuracies are fractions; epoch_seconds includes the test pass."""
+
     epoch: int
     lr: float
     train_loss_mean: float
