@@ -221,17 +221,30 @@ def _save_checkpoint(path: Path, fingerprint: dict, model, optimizer, order, epo
 
 
 def _load_checkpoint(path: Path | None, fingerprint: dict, rank: int, ddp: bool, device) -> dict | None:
+    """Rank 0 reads the checkpoint; under DDP it sends the state, or the error, to every rank."""
     state = None
-    if path is not None and rank == 0 and Path(path).exists():
+    if rank == 0:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch.load raises many types for a damaged file
-            raise NaapError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start over") from None
-        if state.get("fingerprint") != fingerprint:
-            raise NaapError(f"{path}: checkpoint of another run (scheme, seed, training, data or ranks differ); "
-                            f"delete it to start over")
+            state = _read_checkpoint(path, fingerprint)
+        except NaapError as error:
+            state = error
     if ddp:
         box = [state]
         dist.broadcast_object_list(box, src=0, device=device)
         state = box[0]
+    if isinstance(state, NaapError):
+        raise state
+    return state
+
+
+def _read_checkpoint(path: Path | None, fingerprint: dict) -> dict | None:
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types for a damaged file
+        raise NaapError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start over") from None
+    if state.get("fingerprint") != fingerprint:
+        raise NaapError(f"{path}: checkpoint of another run (scheme, seed, training, data or ranks differ); "
+                        f"delete it to start over")
     return state

@@ -248,6 +248,12 @@ def _ddp_worker(rank: int, world: int, root: str, out: str) -> None:
             pass
         dist.barrier()
         resumed = train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt")
+        try:  # every rank gets rank 0's error, none waits for the others
+            train(SMALL, data, training, seed=8, ddp=True, checkpoint=Path(out) / "run.pt")
+        except NaapError as error:
+            assert "checkpoint of another run" in str(error)
+        else:
+            raise AssertionError("a checkpoint of another seed was accepted")
         Path(out, f"rank{rank}.json").write_text(json.dumps([without_seconds(full), without_seconds(resumed)]))
     finally:
         dist.destroy_process_group()
