@@ -1,0 +1,227 @@
+"""`naap dataset`: rank-independent results, crash safety, concurrent runs, divergence, clear errors.
+
+Every run trains recipes/smoke.yaml (synthetic data, seconds on a CPU) in a scratch folder,
+as a real process (python -m naap, or torchrun with gloo), one intra-op thread each.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from naap.cli import main
+from naap.recipe import load_recipe
+from naap.runner import Job, cost
+from naap.space import generate_schemes
+from naap.split import split_is_test
+from naap.tables import load_tables, read_provenance
+from tests.conftest import REPO
+
+SMOKE = REPO / "recipes" / "smoke.yaml"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def naap(workdir: Path, *args, ranks: int = 0, **popen) -> subprocess.Popen:
+    """Start `naap ...` in `workdir`, alone or under torchrun with `ranks` processes."""
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
+                 "-m", "naap"] if ranks else [sys.executable, "-m", "naap"])
+    return subprocess.Popen([*launcher, *map(str, args)], cwd=workdir, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def finish(process: subprocess.Popen) -> str:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return out
+
+
+def recipe_variant(workdir: Path, name: str, **changes) -> Path:
+    """A copy of the smoke recipe with some `section.key` values changed."""
+    raw = yaml.safe_load(SMOKE.read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        raw[section][key] = value
+    path = workdir / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def assert_same_data(dir_a: Path, dir_b: Path) -> None:
+    a, b = load_tables(dir_a), load_tables(dir_b)
+    pd.testing.assert_frame_equal(a.architectures, b.architectures)
+    pd.testing.assert_frame_equal(a.epochs.drop(columns="epoch_seconds"), b.epochs.drop(columns="epoch_seconds"))
+
+
+def part_files(out: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "parts").glob("*.parquet")}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runner")
+
+
+@pytest.fixture(scope="module")
+def baseline(workdir) -> Path:
+    """One uninterrupted single-process run of the smoke recipe: the reference."""
+    finish(naap(workdir, "dataset", SMOKE, "--out", "baseline"))
+    return workdir / "baseline"
+
+
+def test_single_run_writes_the_layout_of_data_naap440(baseline):
+    recipe = load_recipe(SMOKE)
+    tables = load_tables(baseline)
+    a, e = tables.architectures, tables.epochs
+    assert a["arch_id"].tolist() == [1, 2, 3, 4] and not a["diverged"].any()
+    assert len(e) == 4 * 2 * 2 and not e.duplicated(["arch_id", "seed", "epoch"]).any()
+    assert e["lr"].tolist() == [recipe.training.lr_at(i) for i in e["epoch"]]
+    best = e.groupby(["arch_id", "seed"])["test_accuracy"].max().groupby("arch_id").mean()
+    by_arch = a.set_index("arch_id")
+    pd.testing.assert_series_equal(by_arch["max_accuracy"], best, check_names=False, check_index_type=False)
+    assert by_arch["is_test"].tolist() == split_is_test(by_arch["max_accuracy"], 1).tolist()
+    assert by_arch["is_test"].sum() == 1
+    provenance = read_provenance(baseline / "epochs.parquet")
+    assert provenance["recipe"]["contents"] == recipe.raw and provenance["world_sizes"] == [1]
+    assert set(provenance["versions"]) >= {"naap", "torch", "torchvision"}
+    assert (baseline / "DATASET.md").read_text().startswith("# smoke")
+    assert sorted(p.name for p in baseline.iterdir()) == [
+        "DATASET.md", "architectures.parquet", "epochs.parquet", "parts", "recipe.yaml"]
+
+
+def test_two_ranks_with_two_threads_each_give_the_same_data_as_one_process(workdir, baseline):
+    finish(naap(workdir, "dataset", SMOKE, "--out", "ranks2", "--trainings-per-device", "2", ranks=2))
+    assert_same_data(baseline, workdir / "ranks2")
+    records = [read_provenance(p) for p in (workdir / "ranks2" / "parts").glob("*.parquet")]
+    assert {r["rank"] for r in records} == {0, 1} and {r["world_size"] for r in records} == {2}
+
+
+def test_sigkill_at_any_moment_then_the_same_command_resumes_to_identical_data(workdir, baseline):
+    out = workdir / "killed"
+    run = naap(workdir, "dataset", SMOKE, "--out", out, start_new_session=True)
+    while not any((out / folder).glob("*") for folder in ("checkpoints", "parts")):
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.005)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert not (out / "epochs.parquet").exists(), "killed too late: the run had already finished"
+    before = part_files(out)
+    interrupted = {p.stem for p in (out / "checkpoints").glob("*.pt")} - {Path(p).stem for p in before}
+
+    finish(naap(workdir, "dataset", SMOKE, "--out", out))
+    assert_same_data(baseline, out)
+    assert {k: v for k, v in part_files(out).items() if k in before} == before  # finished jobs untouched
+    for name in interrupted:  # jobs killed mid-way went on from their last checkpoint
+        assert read_provenance(out / "parts" / f"{name}.parquet")["resumed_epochs"] >= 1
+    assert not (out / "checkpoints").exists() and not (out / "locks").exists()
+
+
+def test_two_runs_on_one_directory_share_the_work_and_write_correct_data(workdir, baseline):
+    runs = [naap(workdir, "dataset", SMOKE, "--out", "shared") for _ in range(2)]
+    logs = [finish(run) for run in runs]
+    assert_same_data(baseline, workdir / "shared")
+    trained = [line for log in logs for line in log.splitlines() if line.startswith("[rank")]
+    assert len(trained) == 8, logs  # every (architecture, seed) trained once, by one of the two runs
+
+
+def test_ddp_strategy_trains_every_network_on_two_gloo_ranks_and_merges(workdir):
+    finish(naap(workdir, "dataset", SMOKE, "--out", "ddp", "--strategy", "ddp", ranks=2))
+    tables = load_tables(workdir / "ddp")
+    assert len(tables.architectures) == 4 and len(tables.epochs) == 16
+    assert tables.epochs["train_loss_mean"].between(0, 10).all()
+    provenance = read_provenance(workdir / "ddp" / "architectures.parquet")
+    assert provenance["strategies"] == ["ddp"] and provenance["world_sizes"] == [2]
+
+
+def test_a_diverging_network_is_recorded_and_the_run_finishes(workdir):
+    recipe = recipe_variant(workdir, "diverge.yaml", training__optimizer={
+        "name": "sgd", "lr": 1.0e4, "momentum": 0.9, "weight_decay": 1.0e-4}, training__seeds=[1])
+    finish(naap(workdir, "dataset", recipe, "--out", "diverged", "--limit", "2"))
+    tables = load_tables(workdir / "diverged")
+    assert tables.architectures["diverged"].tolist() == [True, True]
+    assert (tables.epochs.groupby("arch_id").size().reindex([1, 2], fill_value=0) < 2).all()
+    assert len(read_provenance(workdir / "diverged" / "epochs.parquet")["diverged"]) == 2
+
+
+def test_a_directory_made_from_another_recipe_is_refused(workdir, baseline, capsys, monkeypatch):
+    monkeypatch.chdir(workdir)
+    other = recipe_variant(workdir, "other.yaml", training__epochs=3)
+    before = part_files(baseline)
+    assert main(["dataset", str(other), "--out", str(baseline)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "recipe.yaml" in err and "training" in err
+    assert part_files(baseline) == before
+
+
+def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    raw = yaml.safe_load(SMOKE.read_text())
+    writes = {
+        "bad.yaml": "name: [unclosed",
+        "unknown.yaml": yaml.safe_dump({**raw, "training": {**raw["training"], "epochz": 2}}),
+        "split.yaml": yaml.safe_dump({**raw, "split": {"test_items": 5}}),
+        "fmnist.yaml": yaml.safe_dump({**raw, "dataset": {"name": "fashion-mnist", "root": str(tmp / "nothing")}}),
+        "folder.yaml": yaml.safe_dump({**raw, "dataset": {"name": "cifar10-folder", "root": str(tmp / "nothing")}}),
+    }
+    for name, text in writes.items():
+        (tmp / name).write_text(text)
+    (tmp / "occupied").mkdir()
+    (tmp / "occupied" / "notes.txt").write_text("someone else's")
+    out = ["--out", str(tmp / "out")]
+    return {
+        "missing recipe": (["dataset", str(tmp / "nope.yaml"), *out], "recipe file not found"),
+        "not YAML": (["dataset", str(tmp / "bad.yaml"), *out], "not valid YAML"),
+        "unknown key": (["dataset", str(tmp / "unknown.yaml"), *out], "training.epochz"),
+        "too many test items": (["dataset", str(tmp / "split.yaml"), *out], "split.test_items"),
+        "missing Fashion-MNIST": (["dataset", str(tmp / "fmnist.yaml"), *out], "train-images-idx3-ubyte.gz"),
+        "missing CIFAR folder": (["dataset", str(tmp / "folder.yaml"), *out], "nothing"),
+        "foreign directory": (["dataset", str(SMOKE), "--out", str(tmp / "occupied")], "no recipe.yaml"),
+        "no --out": (["dataset", str(SMOKE)], "--out"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing recipe", "not YAML", "unknown key", "too many test items",
+                                  "missing Fashion-MNIST", "missing CIFAR folder", "foreign directory", "no --out"])
+def test_bad_input_gives_one_clear_line_and_exit_code_2(case, tmp_path, capsys):
+    argv, expected = _bad_cases(tmp_path)[case]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("naap: error:") and expected in err, err
+    assert not (tmp_path / "out" / "epochs.parquet").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    assert main(["dataset", str(SMOKE), "--out", str(tmp_path / "out"), "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_estimate_prints_steps_flop_and_cpu_hours_without_training(workdir, capsys, monkeypatch):
+    monkeypatch.chdir(workdir)
+    assert main(["dataset", str(SMOKE), "--estimate"]) == 0
+    out = capsys.readouterr().out
+    recipe = load_recipe(SMOKE)
+    jobs = [Job(i, s, scheme) for i, scheme in enumerate(generate_schemes(recipe.search_space, recipe.generator), 1)
+            for s in recipe.training.seeds]
+    steps, flop = cost(jobs, recipe.dataset.shape, 1024, 512, recipe.training)
+    assert steps == 8 * (1024 // 128) * 2
+    assert f"{steps:,} optimizer steps, {flop:.3g} FLOP" in out and "images/s" in out
+
+
+def test_cost_of_naap440_is_that_of_spec_section_7():
+    recipe = load_recipe(REPO / "recipes" / "naap440.yaml")
+    jobs = [Job(i, 0, s) for i, s in enumerate(generate_schemes(recipe.search_space, recipe.generator), 1)]
+    steps, flop = cost(jobs, recipe.dataset.shape, 50_000, 10_000, recipe.training)
+    assert steps == 440 * 90 * 196
+    assert round(flop / 1e15, 1) == 6.7
+
+
+def test_max_hours_refuses_a_run_estimated_above_it_before_training(workdir, capsys, monkeypatch):
+    monkeypatch.chdir(workdir)
+    assert main(["dataset", str(SMOKE), "--out", str(workdir / "budget"), "--max-hours", "1e-9"]) == 2
+    assert "--max-hours" in capsys.readouterr().err
+    assert not (workdir / "budget" / "parts").exists()
