@@ -41,3 +41,12 @@ dataset: $(INSTALLED)
 	@if [ "$(GPUS)" = 0 ]; then echo "no GPU: training on the CPU; a run estimated above $(MAX_CPU_HOURS) h stops (CONFIRM=1 lifts it)"; fi
 	$(BIN)/torchrun --standalone --nproc-per-node=$(NPROC) -m naap dataset $(RECIPE) --out $(OUT) \
 		$(if $(filter 0,$(GPUS)),--device cpu --max-hours $(MAX_CPU_HOURS))
+
+# Rank the accuracy predictors on $(DATA): leaderboard/ (tables, README.md, index.html, figures).
+leaderboard: $(INSTALLED)
+	$(BIN)/naap leaderboard $(DATA) --out leaderboard
+
+# The paper protocol run plainly (one fit after another, no reuse) against the optimised path.
+.PHONY: bench-leaderboard
+bench-leaderboard: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_leaderboard.py $(DATA)

@@ -1,0 +1,302 @@
+"""The predictors of the leaderboard: scikit-learn-compatible regressors from features to MaxAccuracy.
+
+`REGISTRY` holds the 24 regressors of SPEC section 6 under the paper's names, XGBoost, LightGBM, an
+LcSVR-style model (Baker et al. 2017: curve, differences, nu-SVR) and a parametric learning-curve
+extrapolator. The paper's regressors standardise their features (mean and std fitted on the
+training rows, as SPEC section 6 does) and take their randomness from NumPy's global state, which
+the protocols seed before each fit.
+
+Users add predictors without editing the package: `--predictor package.module:factory`, or an
+entry point in the group `naap.predictors` (name = predictor name, value = `package.module:factory`).
+A factory takes no argument and returns an estimator or a `Predictor`.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from functools import partial
+from importlib.metadata import entry_points
+from typing import Callable
+
+import lightgbm
+import numpy as np
+import xgboost
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import (AdaBoostRegressor, GradientBoostingRegressor, RandomForestRegressor)
+from sklearn.linear_model import LinearRegression
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR, NuSVR
+from sklearn.tree import DecisionTreeRegressor
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from naap.errors import NaapError
+from naap.features import accuracy_columns
+
+ENTRY_POINT_GROUP = "naap.predictors"
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A named recipe for an estimator.
+
+    features: the feature set it reads (naap.features.FEATURE_SETS).
+    deterministic: its predictions do not depend on the seed, so one fit serves all seeds.
+    ensemble, members: predictors with the same `ensemble` key are the first `members` members of
+    one ensemble fitted under the same seed; the protocols fit the largest and read the others off it.
+    """
+    name: str
+    family: str
+    make: Callable[[], BaseEstimator]
+    features: str = "paper"
+    deterministic: bool = False
+    ensemble: str | None = None
+    members: int = 0
+
+
+# --- the paper's regressors -------------------------------------------------------------------
+
+def _standardised(model) -> Pipeline:
+    return make_pipeline(StandardScaler(), model)
+
+
+def _power(y, exponent):
+    return np.power(y, exponent) - 1.0
+
+
+def _inverse_power(prediction, exponent):
+    return np.power(prediction + 1.0, exponent)
+
+
+def knn(k: int) -> Pipeline:
+    return _standardised(KNeighborsRegressor(n_neighbors=k, algorithm="brute"))
+
+
+def linear_regression(d: float | None = None) -> Pipeline:
+    """Plain, or fitted to y^(1/D) - 1 and predicting (prediction + 1)^D (SPEC section 6)."""
+    if d is None:
+        return _standardised(LinearRegression())
+    return _standardised(TransformedTargetRegressor(
+        LinearRegression(), func=partial(_power, exponent=1.0 / d), inverse_func=partial(_inverse_power, exponent=d),
+        check_inverse=False))
+
+
+def decision_tree() -> Pipeline:
+    return _standardised(DecisionTreeRegressor())
+
+
+def gradient_boosting(n: int) -> Pipeline:
+    return _standardised(GradientBoostingRegressor(n_estimators=n))
+
+
+def adaboost(n: int) -> Pipeline:
+    return _standardised(AdaBoostRegressor(n_estimators=n))
+
+
+def svr(kernel: str) -> Pipeline:
+    return _standardised(SVR(kernel=kernel, epsilon=0.001, C=0.1))
+
+
+def random_forest(n: int) -> Pipeline:
+    return _standardised(RandomForestRegressor(n_estimators=n))
+
+
+# --- predictors made for learning curves ------------------------------------------------------
+
+def xgboost_regressor() -> xgboost.XGBRegressor:
+    return xgboost.XGBRegressor(n_jobs=1, random_state=0)
+
+
+def lightgbm_regressor() -> lightgbm.LGBMRegressor:
+    return lightgbm.LGBMRegressor(n_jobs=1, random_state=0, verbose=-1)
+
+
+def lcsvr() -> Pipeline:
+    """nu-SVR (RBF) on the scheme, the curves and their differences, as LcSVR (Baker et al. 2017).
+    C, nu and gamma were chosen once by 5-fold CV on the paper split's 400 training rows."""
+    return _standardised(NuSVR(C=0.3, nu=0.5, gamma=0.003))
+
+
+CURVE_FAMILIES = {
+    # name: (basis phi_alpha(t) of best_accuracy(t) = c - a * phi_alpha(t), grid of alpha)
+    "pow3": (lambda t, alpha: t ** -alpha, np.linspace(0.05, 3.0, 60)),
+    "exp3": (lambda t, alpha: np.exp(-alpha * t), np.geomspace(0.01, 2.0, 60)),
+}
+
+
+def extrapolate_curves(accuracy: np.ndarray, horizon: int, family: str = "pow3") -> np.ndarray:
+    """Fit best(t) = c - a * phi_alpha(t) to each row's best-so-far accuracy over the observed epochs
+    and evaluate it at `horizon`. Returns (n, 4): the extrapolated best accuracy, the asymptote c,
+    the amplitude a and the best accuracy seen.
+
+    For each alpha of the family's grid, (c, a) is one least-squares solve for all rows (the design
+    matrix is shared), and each row keeps the alpha with the smallest residual: no loop over rows.
+    The extrapolation stays between the best accuracy seen and 1. With fewer than three epochs the
+    curve is not identifiable and the extrapolation is the best accuracy seen.
+    """
+    best_so_far = np.maximum.accumulate(accuracy, axis=1)
+    n, k = best_so_far.shape
+    seen = best_so_far[:, -1]
+    if k < 3:
+        return np.column_stack([seen, seen, np.zeros(n), seen])
+    basis, alphas = CURVE_FAMILIES[family]
+    t = np.arange(1, k + 1, dtype=float)
+    fits = []
+    for alpha in alphas:
+        design = np.column_stack([np.ones(k), -basis(t, alpha)])
+        coef, *_ = np.linalg.lstsq(design, best_so_far.T, rcond=None)
+        residual = np.sum((design @ coef - best_so_far.T) ** 2, axis=0)
+        fits.append((residual, coef[0] - coef[1] * basis(float(horizon), alpha), coef[0], coef[1]))
+    residual, at_horizon, asymptote, amplitude = (np.stack(part) for part in zip(*fits))
+    pick = np.argmin(residual, axis=0), np.arange(n)
+    return np.column_stack([np.clip(at_horizon[pick], seen, 1.0), asymptote[pick], amplitude[pick], seen])
+
+
+class CurveExtrapolationRegressor(RegressorMixin, BaseEstimator):
+    """Extrapolate each architecture's learning curve to the last epoch with a parametric family,
+    then regress MaxAccuracy on the extrapolation and the other (scheme) features.
+
+    The curve is read from the columns named e{i}Accuracy (pass a DataFrame); without them the
+    model is `regressor` on the features alone. `horizon` is the last epoch of training (the
+    leaderboard sets it to the dataset's number of recorded epochs). The default regressor is
+    gradient boosting, which takes its randomness from NumPy's global state like the paper's.
+    """
+
+    def __init__(self, family: str = "pow3", horizon: int = 90, regressor=None):
+        self.family = family
+        self.horizon = horizon
+        self.regressor = regressor
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        if not self.curve_columns_:
+            return X
+        others = np.delete(X, self.curve_columns_, axis=1)
+        return np.column_stack([others, extrapolate_curves(X[:, self.curve_columns_], self.horizon, self.family)])
+
+    def fit(self, X, y):
+        if self.family not in CURVE_FAMILIES:
+            raise ValueError(f"family must be one of {sorted(CURVE_FAMILIES)}, got {self.family!r}")
+        X, y = validate_data(self, X, y, y_numeric=True)
+        names = list(getattr(self, "feature_names_in_", []))
+        self.curve_columns_ = [names.index(c) for c in accuracy_columns(names)]
+        regressor = GradientBoostingRegressor() if self.regressor is None else self.regressor
+        self.regressor_ = clone(regressor).fit(self._design(X), y)
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return self.regressor_.predict(self._design(X))
+
+
+def curve_extrapolation(family: str = "pow3") -> CurveExtrapolationRegressor:
+    return CurveExtrapolationRegressor(family=family)
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+def _paper_predictors() -> list[Predictor]:
+    listed = [Predictor(f"{k}-NN", "k-NN", partial(knn, k), deterministic=True) for k in (1, 3, 5, 7, 9)]
+    listed += [Predictor("Linear Regression", "Linear Regression", linear_regression, deterministic=True)]
+    listed += [Predictor(f"Linear Regression (D={d})", "Linear Regression", partial(linear_regression, d),
+                         deterministic=True) for d in (0.5, 0.25)]
+    listed += [Predictor("Decision Tree", "Decision Tree", decision_tree)]
+    for family, make in (("Gradient Boosting", gradient_boosting), ("AdaBoost", adaboost)):
+        listed += [Predictor(f"{family} (N={n})", family, partial(make, n), ensemble=family, members=n)
+                   for n in (25, 50, 100, 200)]
+    listed += [Predictor(f"SVR ({label} kernel)", "SVR", partial(svr, kernel), deterministic=True)
+               for label, kernel in (("RBF", "rbf"), ("Polynomial", "poly"), ("Linear", "linear"))]
+    listed += [Predictor(f"Random Forest (N={n})", "Random Forest", partial(random_forest, n),
+                         ensemble="Random Forest", members=n) for n in (25, 50, 100, 200)]
+    return listed
+
+
+PAPER_PREDICTORS = _paper_predictors()
+NEW_PREDICTORS = [
+    Predictor("XGBoost", "XGBoost", xgboost_regressor, deterministic=True),
+    Predictor("LightGBM", "LightGBM", lightgbm_regressor, deterministic=True),
+    Predictor("LcSVR", "LcSVR", lcsvr, features="curve", deterministic=True),
+    Predictor("Curve extrapolation (pow3)", "Curve extrapolation", curve_extrapolation, features="accuracy"),
+]
+REGISTRY = {p.name: p for p in PAPER_PREDICTORS + NEW_PREDICTORS}
+PREDICTOR_SETS = ("all", "paper", "none")
+
+
+def as_predictor(name: str, factory: Callable) -> Predictor:
+    """A predictor from a factory returning an estimator (named `name`) or a Predictor."""
+    made = factory()
+    if isinstance(made, Predictor):
+        return made
+    if not (callable(getattr(made, "fit", None)) and callable(getattr(made, "predict", None))):
+        raise NaapError(f"predictor '{name}': the factory returned {type(made).__name__}, "
+                        "not an estimator with fit and predict")
+    return Predictor(name, "plug-in", factory)
+
+
+def load_plugin(spec: str) -> Predictor:
+    """`package.module:factory` -> Predictor. The working directory is importable, as with `python -m`."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise NaapError(f"--predictor '{spec}': expected a predictor name or package.module:factory")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise NaapError(f"--predictor '{spec}': cannot import module '{module_name}' ({exc})") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise NaapError(f"--predictor '{spec}': module '{module_name}' has no callable '{attribute}'")
+    return as_predictor(spec, factory)
+
+
+def installed_plugins() -> list[Predictor]:
+    return [as_predictor(ep.name, ep.load()) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def select_predictors(predictor_set: str = "all", extra: list[str] = ()) -> list[Predictor]:
+    """The predictors of a set (`all` includes installed plug-ins) plus each of `extra`: a
+    registered name or package.module:factory. Unknown names are a NaapError."""
+    if predictor_set not in PREDICTOR_SETS:
+        raise NaapError(f"unknown predictor set '{predictor_set}' (known: {', '.join(PREDICTOR_SETS)})")
+    chosen = {"all": lambda: PAPER_PREDICTORS + NEW_PREDICTORS + installed_plugins(),
+              "paper": lambda: list(PAPER_PREDICTORS), "none": list}[predictor_set]()
+    for spec in extra:
+        if spec in REGISTRY:
+            chosen.append(REGISTRY[spec])
+        elif ":" in spec:
+            chosen.append(load_plugin(spec))
+        else:
+            raise NaapError(f"unknown predictor '{spec}' (known: {', '.join(REGISTRY)}; "
+                            "or give package.module:factory)")
+    names = [p.name for p in chosen]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise NaapError(f"predictor '{duplicate}' is selected twice")
+    if not chosen:
+        raise NaapError("no predictor selected (give --predictor-set all|paper or --predictor)")
+    return chosen
+
+
+def predict_members(model, X, members: list[int]) -> dict[int, np.ndarray]:
+    """Predictions of the first n members of a fitted forest or boosting ensemble, for each n:
+    the numbers an ensemble of n members fitted under the same seed predicts (tests prove it).
+
+    A forest of N trees draws one seed per tree from one random state, in order, so its first n
+    trees are the forest of n trees; boosting adds one stage at a time (staged_predict)."""
+    steps, final = (model[:-1], model[-1]) if isinstance(model, Pipeline) else (None, model)
+    X = steps.transform(X) if steps is not None else X
+    if isinstance(final, RandomForestRegressor):
+        predictions = {}
+        for n in members:
+            head = copy.copy(final)
+            head.estimators_, head.n_estimators = final.estimators_[:n], n
+            predictions[n] = head.predict(X)
+        return predictions
+    stages = list(final.staged_predict(X))
+    return {n: stages[min(n, len(stages)) - 1] for n in members}
