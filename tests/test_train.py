@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,14 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not(data):
     first, second = train(SMALL, data, TRAINING, seed=7), train(SMALL, data, TRAINING, seed=7)
     assert without_seconds(first) == without_seconds(second)
     assert without_seconds(train(SMALL, data, TRAINING, seed=8)) != without_seconds(first)
+
+
+def test_trainings_in_threads_give_the_numbers_of_trainings_one_after_another(data):
+    jobs = [(SMALL, 7), (OTHER, 8), (SMALL, 9), (OTHER, 7)]
+    alone = [without_seconds(train(scheme, data, TRAINING, seed)) for scheme, seed in jobs]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        together = list(pool.map(lambda job: without_seconds(train(job[0], data, TRAINING, job[1])), jobs))
+    assert together == alone
 
 
 def record_train_batches(monkeypatch) -> list[torch.Tensor]:
