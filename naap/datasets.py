@@ -248,6 +248,7 @@ def write_synthetic_cifar10(root: Path, train_size: int, test_size: int, seed: i
     train_x, train_y = _synthetic_images(train_size, rng, prototypes)
     test_x, test_y = _synthetic_images(test_size, rng, prototypes)
     folder = Path(root) / CIFAR10_FOLDER
+    (folder / "batches.meta").unlink(missing_ok=True)  # written last: a half-rewritten set has none
     batches = zip(CIFAR10_TRAIN_FILES, np.array_split(train_x, 5), np.array_split(train_y, 5))
     for name, x, y in [*batches, ("test_batch", test_x, test_y)]:
         _write_pickle(folder / name, {b"batch_label": name.encode(), b"data": x, b"labels": y.tolist()})
