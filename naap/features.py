@@ -47,8 +47,8 @@ def recorded_epochs(frame: pd.DataFrame) -> int:
 def check_budget(frame: pd.DataFrame, budget: int, source: str = "dataset") -> None:
     available = recorded_epochs(frame)
     if budget < 0 or budget > available:
-        raise NaapError(f"{source}: budget of {budget} epochs is outside the {available} epochs recorded "
-                        f"(columns e1Accuracy..e{available}Accuracy)")
+        columns = f"columns e1Accuracy..e{available}Accuracy" if available else "no column e1Accuracy"
+        raise NaapError(f"{source}: budget of {budget} epochs is outside the {available} epochs recorded ({columns})")
 
 
 def _columns(frame: pd.DataFrame, columns, source: str) -> pd.DataFrame:

@@ -164,13 +164,14 @@ class CurveExtrapolationRegressor(RegressorMixin, BaseEstimator):
     The curve is read from the columns named e{i}Accuracy (pass a DataFrame); without them the
     model is `regressor` on the features alone. `horizon` is the last epoch of training (the
     leaderboard sets it to the dataset's number of recorded epochs). The default regressor is
-    gradient boosting, which takes its randomness from NumPy's global state like the paper's.
+    gradient boosting with `random_state` (None: NumPy's global state, like the paper's regressors).
     """
 
-    def __init__(self, family: str = "pow3", horizon: int = 90, regressor=None):
+    def __init__(self, family: str = "pow3", horizon: int = 90, regressor=None, random_state=None):
         self.family = family
         self.horizon = horizon
         self.regressor = regressor
+        self.random_state = random_state
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         if not self.curve_columns_:
@@ -184,7 +185,8 @@ class CurveExtrapolationRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, y_numeric=True)
         names = list(getattr(self, "feature_names_in_", []))
         self.curve_columns_ = [names.index(c) for c in accuracy_columns(names)]
-        regressor = GradientBoostingRegressor() if self.regressor is None else self.regressor
+        regressor = GradientBoostingRegressor(random_state=self.random_state) if self.regressor is None \
+            else self.regressor
         self.regressor_ = clone(regressor).fit(self._design(X), y)
         return self
 

@@ -190,7 +190,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
     paper: the seed with the median violations (sorted by violations, then seed; the middle one).
     cv: the mean over folds and a 95 % interval (corrected resampled t), and `p_vs_best`, the
-    p-value of a corrected paired t-test of Kendall tau against the best predictor of that budget.
+    p-value of a corrected paired t-test of Kendall tau against the predictor with the best mean
+    tau at that budget (NaN for that one).
     """
     keys = ["protocol", "predictor", "family", "features", "budget"]
     parts = []
@@ -226,6 +227,8 @@ def _summarise_cv(cv: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         folds = cv[cv["budget"] == budget].pivot(index="fold", columns="predictor", values="kendall_tau")
         reference = cv[(cv["budget"] == budget) & (cv["predictor"] == best)]
         for index, predictor in at_budget["predictor"].items():
+            if predictor == best:
+                continue
             diff = (folds[best] - folds[predictor]).dropna()
             spread = diff.std(ddof=1) * _corrected_scale(reference)
             t_stat = diff.mean() / spread if spread > 0 else (np.inf if diff.mean() else 0.0)

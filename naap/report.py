@@ -130,7 +130,7 @@ def cv_tables(summary: pd.DataFrame) -> list[Table]:
         runs = int(at["runs"].iloc[0])
         note = (f"{runs} folds of 40 test items (repeated k-fold over all architectures, stratified by accuracy); "
                 "mean and 95 % interval with the Nadeau-Bengio correction for overlapping training sets. "
-                "`p vs best τ`: corrected paired t-test against the predictor with the best mean τ; "
+                "p vs best τ: corrected paired t-test against the predictor with the best mean τ; "
                 "p > 0.05 means the data cannot tell the two apart.")
         tables.append(Table(f"Cross-validation, {budget} epochs", note, columns))
     return tables
@@ -188,13 +188,14 @@ def figure_predicted_vs_true(summary, predictions, count: int = 4):
 def figure_tau_vs_budget(summary):
     protocol = "cv" if (summary["protocol"] == "cv").any() else "paper"
     frame = summary[summary["protocol"] == protocol]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2])
     for family, rows in frame.groupby("family"):
         best = rows.loc[rows.groupby("budget")["kendall_tau"].idxmax()].sort_values("budget")
         line, = ax.plot(best["budget"], best["kendall_tau"], marker="o", label=family)
         if protocol == "cv":
             ax.fill_between(best["budget"], best["kendall_tau_low"], best["kendall_tau_high"],
-                            color=line.get_color(), alpha=0.12)
+                            color=line.get_color(), alpha=0.07)
     ax.set_xlabel("budget (epochs of training seen)")
     ax.set_ylabel("Kendall τ (best of family)")
     ax.set_xticks(sorted(frame["budget"].unique()))

@@ -1,0 +1,183 @@
+"""Predictors: the paper's names, scikit-learn compatibility, reuse identities, plug-ins."""
+import importlib.metadata
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from naap import cli, features, predictors
+from naap.errors import NaapError
+from naap.protocols import sort_by_accuracy
+from naap.tables import load_tables
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "naap440"
+PAPER_NAMES = ["1-NN", "3-NN", "5-NN", "7-NN", "9-NN", "Linear Regression", "Linear Regression (D=0.5)",
+               "Linear Regression (D=0.25)", "Decision Tree", "Gradient Boosting (N=25)", "Gradient Boosting (N=50)",
+               "Gradient Boosting (N=100)", "Gradient Boosting (N=200)", "AdaBoost (N=25)", "AdaBoost (N=50)",
+               "AdaBoost (N=100)", "AdaBoost (N=200)", "SVR (RBF kernel)", "SVR (Polynomial kernel)",
+               "SVR (Linear kernel)", "Random Forest (N=25)", "Random Forest (N=50)", "Random Forest (N=100)",
+               "Random Forest (N=200)"]
+
+
+@pytest.fixture(scope="module")
+def split():
+    """Budget-3 features of the paper split, per feature set: (X_train, y_train, X_test, y_test)."""
+    if not (DATA / "architectures.parquet").exists():
+        pytest.skip(f"{DATA} is absent")
+    frame = sort_by_accuracy(features.wide_frame(load_tables(DATA)))
+    test = frame["IsTest"].to_numpy() == 1
+    y = frame["MaxAccuracy"].to_numpy()
+    return {name: (X[~test], y[~test], X[test], y[test])
+            for name in features.FEATURE_SETS for X in [features.build_features(frame, name, 3)]}
+
+
+def fit_predict(predictor, data, seed):
+    X_train, y_train, X_test, _ = data[predictor.features]
+    np.random.seed(seed)
+    return predictor.make().fit(X_train, y_train).predict(X_test)
+
+
+def test_the_paper_set_is_the_24_regressors_under_the_paper_names():
+    assert [p.name for p in predictors.select_predictors("paper")] == PAPER_NAMES
+    names = [p.name for p in predictors.select_predictors("all")]
+    assert names[:24] == PAPER_NAMES and {"XGBoost", "LightGBM", "LcSVR", "Curve extrapolation (pow3)"} <= set(names)
+
+
+def test_paper_regressor_settings():
+    svr = predictors.REGISTRY["SVR (Polynomial kernel)"].make()[-1]
+    assert (svr.kernel, svr.epsilon, svr.C) == ("poly", 0.001, 0.1)
+    knn = predictors.REGISTRY["7-NN"].make()[-1]
+    assert (knn.n_neighbors, knn.algorithm) == (7, "brute")
+    assert predictors.REGISTRY["Random Forest (N=100)"].make()[-1].n_estimators == 100
+    target = predictors.REGISTRY["Linear Regression (D=0.25)"].make()[-1]
+    y = np.array([0.5, 0.6, 0.7])
+    np.testing.assert_allclose(target.func(y), y ** 4 - 1)
+    np.testing.assert_allclose(target.inverse_func(target.func(y)), y)
+
+
+@parametrize_with_checks([predictors.CurveExtrapolationRegressor(),
+                          predictors.CurveExtrapolationRegressor(family="exp3")])
+def test_curve_extrapolator_is_a_scikit_learn_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("name", list(predictors.REGISTRY))
+def test_every_predictor_clones_fits_and_predicts(split, name):
+    predictor = predictors.REGISTRY[name]
+    estimator = predictor.make()
+    assert clone(estimator).get_params().keys() == estimator.get_params().keys()
+    prediction = fit_predict(predictor, split, 1)
+    assert prediction.shape == (40,) and np.isfinite(prediction).all()
+
+
+@pytest.mark.parametrize("name", [p.name for p in predictors.REGISTRY.values() if p.deterministic])
+def test_deterministic_predictors_do_not_depend_on_the_seed(split, name):
+    predictor = predictors.REGISTRY[name]
+    np.testing.assert_array_equal(fit_predict(predictor, split, 20220905), fit_predict(predictor, split, 7))
+
+
+@pytest.mark.parametrize("ensemble", ["Random Forest", "Gradient Boosting", "AdaBoost"])
+def test_the_first_members_of_a_large_ensemble_are_the_smaller_ensembles(split, ensemble):
+    """Reuse identity: the first n members of one fit == a separate fit of n members, bit for bit."""
+    members = [p for p in predictors.REGISTRY.values() if p.ensemble == ensemble]
+    largest = members[-1]
+    X_train, y_train, X_test, _ = split["paper"]
+    np.random.seed(20220906)
+    model = largest.make().fit(X_train, y_train)
+    staged = predictors.predict_members(model, X_test, [p.members for p in members])
+    for p in members:
+        np.testing.assert_array_equal(staged[p.members], fit_predict(p, split, 20220906), err_msg=p.name)
+    assert not np.array_equal(staged[members[0].members], staged[largest.members])
+
+
+def test_curve_extrapolation_recovers_a_power_law():
+    t = np.arange(1, 10)
+    curves = np.stack([0.8 - 0.3 * t ** -0.5, 0.6 - 0.1 * t ** -1.5])
+    extrapolated, asymptote, amplitude, seen = predictors.extrapolate_curves(curves, horizon=90).T
+    np.testing.assert_allclose(extrapolated, [0.8 - 0.3 * 90 ** -0.5, 0.6 - 0.1 * 90 ** -1.5], atol=2e-3)
+    np.testing.assert_allclose(asymptote, [0.8, 0.6], atol=2e-3)
+    np.testing.assert_array_equal(seen, curves[:, -1])
+    short = predictors.extrapolate_curves(curves[:, :2], horizon=90)
+    np.testing.assert_array_equal(short[:, 0], curves[:, 1])  # two epochs: the best seen
+
+
+PLUGIN = textwrap.dedent('''
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from naap.predictors import Predictor
+
+
+    def ridge():
+        return make_pipeline(StandardScaler(), Ridge(alpha=1.0))
+
+
+    def named():
+        return Predictor("Ridge on curves", "Ridge", ridge, features="curve", deterministic=True)
+
+
+    def not_an_estimator():
+        return 42
+''')
+
+
+@pytest.fixture
+def plugin_module(tmp_path, monkeypatch):
+    (tmp_path / "my_predictors.py").write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield "my_predictors"
+    sys.modules.pop("my_predictors", None)
+
+
+def test_plugin_predictor_reaches_the_results_table(plugin_module, tmp_path):
+    out = tmp_path / "lb"
+    code = cli.main(["leaderboard", str(DATA), "--out", str(out), "--protocol", "paper", "--budgets", "0,3",
+                     "--predictor-set", "none", "--predictor", "my_predictors:ridge", "--predictor",
+                     "my_predictors:named", "--predictor", "1-NN", "--jobs", "2", "--quiet"])
+    assert code == 0
+    results = pd.read_parquet(out / "results.parquet")
+    assert set(results["predictor"]) == {"my_predictors:ridge", "Ridge on curves", "1-NN"}
+    rows = results[results["predictor"] == "my_predictors:ridge"]
+    assert (rows["family"] == "plug-in").all() and len(rows) == 2 * 5  # two budgets, five seeds
+    assert set(results.loc[results["predictor"] == "Ridge on curves", "features"]) == {"curve"}
+    assert "my_predictors:ridge" in (out / "README.md").read_text()
+
+
+def test_installed_entry_point_joins_the_all_set(plugin_module, monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(tmp_path))  # as if installed
+    point = importlib.metadata.EntryPoint("Ridge (entry point)", "my_predictors:ridge", predictors.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(predictors, "entry_points",
+                        lambda group: [point] if group == predictors.ENTRY_POINT_GROUP else [])
+    chosen = predictors.select_predictors("all")
+    assert chosen[-1].name == "Ridge (entry point)" and chosen[-1].family == "plug-in"
+    assert "Ridge (entry point)" not in [p.name for p in predictors.select_predictors("paper")]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("Random Forest (N=300)", "unknown predictor 'Random Forest (N=300)'"),
+    ("no_such_module:factory", "cannot import module 'no_such_module'"),
+    ("my_predictors:missing", "module 'my_predictors' has no callable 'missing'"),
+    ("my_predictors:not_an_estimator", "the factory returned int, not an estimator"),
+    (":ridge", "expected a predictor name or package.module:factory"),
+])
+def test_bad_predictor_is_one_clear_line(plugin_module, capsys, tmp_path, spec, message):
+    code = cli.main(["leaderboard", str(DATA), "--out", str(tmp_path / "lb"), "--predictor-set", "none",
+                     "--predictor", spec])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_selecting_nothing_or_twice_is_an_error():
+    with pytest.raises(NaapError, match="no predictor selected"):
+        predictors.select_predictors("none")
+    with pytest.raises(NaapError, match="'1-NN' is selected twice"):
+        predictors.select_predictors("paper", ["1-NN"])
+    with pytest.raises(NaapError, match="unknown predictor set 'best'"):
+        predictors.select_predictors("best")
