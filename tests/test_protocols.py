@@ -1,0 +1,161 @@
+"""The paper protocol reproduces SPEC section 6; the cv protocol's folds and intervals; reuse changes nothing."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
+
+from naap import features, predictors, protocols
+from naap.errors import NaapError
+from naap.tables import load_tables
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "naap440"
+METRIC_COLUMNS = ["mae", "violations", "max_violations", "monotonicity", "kendall_tau", "spearman"]
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    if not (DATA / "architectures.parquet").exists():
+        pytest.skip(f"{DATA} is absent")
+    return features.wide_frame(load_tables(DATA))
+
+
+def chosen(*names):
+    return [predictors.REGISTRY[name] for name in names]
+
+
+def reported(results, name, budget):
+    summary = protocols.summarise(results)
+    return summary[(summary["predictor"] == name) & (summary["budget"] == budget)].iloc[0]
+
+
+# --- the deterministic regressors, computed independently from the published CSV ------------------
+
+def plain_sklearn(csv, model, budget, power=None):
+    """SPEC section 6 written out with plain pandas and scikit-learn; violations counted pair by pair."""
+    data = csv.sort_values("MaxAccuracy", kind="stable")
+    data[["NumParams", "NumMACs"]] = np.log(data[["NumParams", "NumMACs"]])
+    columns = ["NumParams", "NumStages"] if budget == 0 else (
+        ["NumParams", "NumMACs", "NumLayers", "NumStages", "FirstLayerWidth", "LastLayerWidth"]
+        + [f"e{i}{kind}" for i in range(1, budget + 1) for kind in ("LossMean", "LossMedian", "Accuracy")])
+    train, test = data[data["IsTest"] == 0], data[data["IsTest"] == 1]
+    scaler = StandardScaler().fit(train[columns])
+    y = train["MaxAccuracy"] if power is None else train["MaxAccuracy"] ** (1 / power) - 1
+    predicted = model.fit(scaler.transform(train[columns]), y).predict(scaler.transform(test[columns]))
+    predicted = predicted if power is None else (predicted + 1) ** power
+    violations = sum(predicted[i] > predicted[j] for i in range(40) for j in range(i + 1, 40))
+    return violations, np.mean(np.abs(predicted - test["MaxAccuracy"].to_numpy()))
+
+
+PLAIN = {"1-NN": lambda: KNeighborsRegressor(1, algorithm="brute"),
+         "5-NN": lambda: KNeighborsRegressor(5, algorithm="brute"),
+         "9-NN": lambda: KNeighborsRegressor(9, algorithm="brute"),
+         "Linear Regression": LinearRegression,
+         "Linear Regression (D=0.5)": LinearRegression,
+         "Linear Regression (D=0.25)": LinearRegression,
+         "SVR (RBF kernel)": lambda: SVR(kernel="rbf", epsilon=0.001, C=0.1),
+         "SVR (Linear kernel)": lambda: SVR(kernel="linear", epsilon=0.001, C=0.1)}
+POWER = {"Linear Regression (D=0.5)": 0.5, "Linear Regression (D=0.25)": 0.25}
+
+
+def test_deterministic_regressors_match_plain_scikit_learn(frame, release_dir):
+    csv = pd.read_csv(release_dir / "naap440.csv")
+    results, _ = protocols.run_protocols(frame, chosen(*PLAIN), [0, 3, 9], ["paper"], jobs=1, progress=False)
+    for name, make in PLAIN.items():
+        for budget in (0, 3, 9):
+            violations, mae = plain_sklearn(csv, make(), budget, POWER.get(name))
+            rows = results[(results["predictor"] == name) & (results["budget"] == budget)]
+            assert len(rows) == 5 and (rows["violations"] == violations).all(), (name, budget)
+            np.testing.assert_allclose(rows["mae"], mae, rtol=1e-12, err_msg=f"{name} {budget}")
+
+
+# --- the published numbers ----------------------------------------------------------------------
+
+def paper_run(frame, family, budget):
+    names = [f"{family} (N={n})" for n in (25, 50, 100, 200)]
+    return protocols.run_protocols(frame, chosen(*names), [budget], ["paper"], jobs=2, progress=False)[0]
+
+
+def test_gradient_boosting_100_at_0_epochs_is_the_published_42_violations(frame):
+    results = paper_run(frame, "Gradient Boosting", 0)
+    rows = results[results["predictor"] == "Gradient Boosting (N=100)"]
+    assert sorted(rows["seed"]) == list(protocols.PAPER_SEEDS)
+    assert reported(results, "Gradient Boosting (N=100)", 0)["violations"] == 42
+
+
+def test_random_forest_200_at_9_epochs_comes_close_to_the_published_numbers(frame):
+    """Published: MAE 0.004, monotonicity 0.968, 25 violations. Forests are randomised and scikit-learn's
+    random streams have changed since the paper, so the median seed's numbers come close, not exactly."""
+    best = reported(paper_run(frame, "Random Forest", 9), "Random Forest (N=200)", 9)
+    assert abs(best["violations"] - 25) <= 3
+    assert round(best["mae"], 3) == 0.004
+    assert abs(best["monotonicity"] - 0.968) <= 0.004
+
+
+def test_reuse_and_parallelism_give_the_numbers_of_separate_plain_fits(frame):
+    names = ["Random Forest (N=25)", "Random Forest (N=50)", "Gradient Boosting (N=25)", "Gradient Boosting (N=50)",
+             "AdaBoost (N=25)", "AdaBoost (N=50)", "Decision Tree", "3-NN"]
+    run = dict(predictors=chosen(*names), budgets=[3], protocols=["paper"], progress=False)
+    fast, fast_predictions = protocols.run_protocols(frame, jobs=2, **run)
+    plain, plain_predictions = protocols.run_protocols(frame, jobs=1, reuse=False, **run)
+    keys = ["protocol", "predictor", "budget", "seed", "fold"]
+    pd.testing.assert_frame_equal(fast.drop(columns="fit_seconds"), plain.drop(columns="fit_seconds"))
+    pd.testing.assert_frame_equal(fast_predictions, plain_predictions)
+    assert len(fast) == len(names) * 5 and not fast.duplicated(keys).any()
+
+
+# --- summaries ------------------------------------------------------------------------------------
+
+def fake_results(protocol, violations, taus=None, predictor="A"):
+    n = len(violations)
+    return pd.DataFrame({"protocol": protocol, "predictor": predictor, "family": "f", "features": "paper",
+                         "budget": 9, "seed": np.arange(20220905, 20220905 + n),
+                         "fold": None if protocol == "paper" else np.arange(n), "mae": np.arange(n) / 100,
+                         "violations": violations, "max_violations": 780,
+                         "monotonicity": 1 - np.asarray(violations) / 780,
+                         "kendall_tau": taus if taus is not None else 0.9, "spearman": 0.95,
+                         "train_items": 400, "test_items": 40, "fit_seconds": 0.1})
+
+
+def test_paper_reports_the_seed_with_the_median_violations():
+    row = protocols.summarise(fake_results("paper", [30, 26, 28, 25, 29])).iloc[0]
+    assert (row["seed"], row["violations"], row["mae"], row["runs"]) == (20220907, 28, 0.02, 5)
+    tied = protocols.summarise(fake_results("paper", [27, 27, 30, 27, 20])).iloc[0]
+    assert tied["seed"] == 20220906  # sorted by violations then seed: 20, 27 (…05), 27 (…06), ...
+
+
+def test_cv_interval_and_paired_test():
+    taus = np.linspace(0.85, 0.95, 11)
+    a = fake_results("cv", [30] * 11, taus, "A")
+    b = fake_results("cv", [30] * 11, taus - 0.05, "B")
+    noise = 0.002 * np.where(np.arange(11) % 2 == 0, 1, -1) + 0.0001  # mean 0.00028 below the best, sd 0.002
+    c = fake_results("cv", [30] * 11, taus - noise, "C")
+    summary = protocols.summarise(pd.concat([a, b, c], ignore_index=True)).set_index("predictor")
+    assert summary.loc["A", "kendall_tau"] == pytest.approx(0.9)
+    assert summary.loc["A", "kendall_tau_low"] < 0.9 < summary.loc["A", "kendall_tau_high"]
+    assert summary.loc["A", "violations_low"] == summary.loc["A", "violations_high"] == 30
+    assert np.isnan(summary.loc["A", "p_vs_best"])
+    assert summary.loc["B", "p_vs_best"] < 1e-6  # always 0.05 below the best
+    assert summary.loc["C", "p_vs_best"] > 0.05  # noise around the best
+
+
+def test_cv_folds_are_forty_items_one_per_accuracy_bin(frame):
+    y = frame["MaxAccuracy"].to_numpy()
+    splits = protocols.cv_splits(y, repeats=2)
+    assert len(splits) == 22
+    rank = np.argsort(np.argsort(y, kind="stable"), kind="stable")
+    for repeat in range(2):
+        tests = [test for _, test in splits[11 * repeat: 11 * (repeat + 1)]]
+        assert sorted(np.concatenate(tests)) == list(range(440))
+        for test in tests:
+            assert len(test) == 40 and len(np.unique(rank[test] // 11)) == 40
+    assert not np.array_equal(splits[0][1], splits[11][1])
+
+
+def test_budget_beyond_the_data_is_rejected_before_any_fit(frame):
+    with pytest.raises(NaapError, match="budget of 91 epochs"):
+        protocols.run_protocols(frame, chosen("1-NN"), [0, 91], progress=False)
