@@ -29,16 +29,16 @@ system-deps:
 bench-training: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_training.py
 
-# Rebuild a benchmark from its recipe: one process per local GPU under torchrun (resumable:
-# run it again to go on). Without a GPU: one CPU process, which first times the run and
-# stops if it is estimated above MAX_CPU_HOURS (CONFIRM=1 lifts the limit).
+# Rebuild a benchmark from its recipe under torchrun, resumable (run it again to go on): one
+# process per local GPU; without a GPU one single-threaded process per core, which first
+# times the run and stops if it is estimated above MAX_CPU_HOURS (CONFIRM=1 lifts the limit).
 RECIPE ?= recipes/naap440.yaml
 OUT ?= runs/$(basename $(notdir $(RECIPE)))
 GPUS = $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
-NPROC ?= $(if $(filter 0,$(GPUS)),1,$(GPUS))
+NPROC ?= $(if $(filter 0,$(GPUS)),$(shell nproc),$(GPUS))
 MAX_CPU_HOURS ?= $(if $(CONFIRM),inf,1)
 dataset: $(INSTALLED)
-	@if [ "$(GPUS)" = 0 ]; then echo "no GPU: training on the CPU; a run estimated above $(MAX_CPU_HOURS) h stops (CONFIRM=1 lifts it)"; fi
+	@if [ "$(GPUS)" = 0 ]; then echo "no GPU: $(NPROC) CPU process(es); a run estimated above $(MAX_CPU_HOURS) h stops (CONFIRM=1 lifts it)"; fi
 	$(BIN)/torchrun --standalone --nproc-per-node=$(NPROC) -m naap dataset $(RECIPE) --out $(OUT) \
 		$(if $(filter 0,$(GPUS)),--device cpu --max-hours $(MAX_CPU_HOURS))
 

@@ -182,16 +182,16 @@ def join_cluster(device: str) -> Cluster:
 class Progress:
     """A live bar per rank (epochs, epochs/s, ETA, architectures done) and a line per finished job."""
 
-    def __init__(self, ws: Workspace, jobs: list[Job], cluster: Cluster, epochs: int):
+    def __init__(self, ws: Workspace, jobs: list[Job], cluster: Cluster, epochs: int, expected: list[Job]):
         self.ws, self.jobs, self.rank, self.epochs = ws, jobs, cluster.rank, epochs
         self.architectures = len({j.arch_id for j in jobs})
-        self.bar = tqdm(total=0, unit="epoch", desc=f"rank {cluster.rank}", position=cluster.rank,
-                        dynamic_ncols=True, disable=None, file=sys.stderr)
+        self.bar = tqdm(total=len(expected) * epochs, unit="epoch", desc=f"rank {cluster.rank}",
+                        position=cluster.rank, dynamic_ncols=True, disable=None, file=sys.stderr)
         self.lock = threading.Lock()
 
-    def expect(self, jobs: int) -> None:
+    def expect_one_more(self) -> None:
         with self.lock:
-            self.bar.total += jobs * self.epochs
+            self.bar.total += self.epochs
             self.bar.refresh()
 
     def epoch(self, metrics: EpochMetrics) -> None:
@@ -274,7 +274,6 @@ def train_shard(trainer: Trainer, jobs: list[Job], per_device: int) -> None:
     pending: queue.Queue[tuple[Job, bool]] = queue.Queue()
     for job in own + [j for j in reversed(jobs) if j not in own_set]:
         pending.put((job, False))
-    trainer.progress.expect(sum(not ws.part(j).exists() for j in own))
 
     def work() -> None:
         on_cuda = cluster.device.type == "cuda"
@@ -289,7 +288,7 @@ def train_shard(trainer: Trainer, jobs: list[Job], per_device: int) -> None:
                         pending.put((job, True))
                     elif not ws.part(job).exists():
                         if job not in own_set:
-                            trainer.progress.expect(1)
+                            trainer.progress.expect_one_more()
                         trainer.run(job)
 
     def guarded() -> None:
@@ -318,7 +317,6 @@ def train_shard(trainer: Trainer, jobs: list[Job], per_device: int) -> None:
 def train_ddp(trainer: Trainer, jobs: list[Job]) -> None:
     """Every rank trains every network together (DistributedDataParallel); rank 0 claims and writes."""
     ws, cluster = trainer.ws, trainer.cluster
-    trainer.progress.expect(sum(not ws.part(j).exists() for j in jobs))
     pending = [(job, False) for job in jobs]
     while pending:
         job, wait = pending.pop(0)
@@ -531,7 +529,8 @@ def _train(ws: Workspace, jobs: list[Job], cluster: Cluster, data: DeviceData, t
            strategy: str, per_device: int) -> None:
     # With one process, ddp is the shard strategy; and the record says so.
     strategy = "ddp" if strategy == "ddp" and cluster.world > 1 else "shard"
-    progress = Progress(ws, jobs, cluster, training.epochs)
+    share = jobs if strategy == "ddp" else jobs[cluster.rank::cluster.world]
+    progress = Progress(ws, jobs, cluster, training.epochs, [j for j in share if not ws.part(j).exists()])
     trainer = Trainer(ws, cluster, data, training, strategy, progress)
     try:
         if strategy == "ddp":
