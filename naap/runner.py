@@ -28,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
@@ -490,6 +491,25 @@ def check_cost(jobs: list[Job], data: DeviceData, training: Training, cluster: C
     cluster.barrier()
 
 
+def check_shared(ws: Workspace, cluster: Cluster) -> None:
+    """Every rank must see the files of DIR (on several nodes: one shared filesystem), or the
+    claims and parts would not be shared: rank 0 leaves a mark there and every rank looks for it."""
+    if cluster.world == 1:
+        return
+    mark = None
+    if cluster.rank == 0:
+        mark = ws.root / f".rank0-mark-{uuid.uuid4().hex}"
+        mark.touch()
+    mark = cluster.broadcast(mark)
+    seen = mark.exists()
+    cluster.barrier()
+    if cluster.rank == 0:
+        mark.unlink()
+    if not seen:
+        raise NaapError(f"{ws.root}: rank {cluster.rank} on {socket.gethostname()} does not see the files rank 0 "
+                        f"writes there; --out must be a folder every node shares (NFS or the like)")
+
+
 def run_dataset(args) -> int:
     recipe = load_recipe(args.recipe)
     jobs, test_items = plan(recipe, args.limit)
@@ -500,6 +520,7 @@ def run_dataset(args) -> int:
     try:
         if not args.estimate:
             ws.adopt(recipe)
+            check_shared(ws, cluster)
         todo = [j for j in jobs if ws is None or not ws.part(j).exists()]
         if todo:
             data = load_dataset(recipe.dataset, recipe.training, cluster.device)

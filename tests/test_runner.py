@@ -17,7 +17,8 @@ import yaml
 
 from naap.cli import main
 from naap.recipe import load_recipe
-from naap.runner import Job, cost
+from naap.errors import NaapError
+from naap.runner import Cluster, Job, Workspace, check_shared, cost
 from naap.space import generate_schemes
 from naap.split import split_is_test
 from naap.tables import load_tables, read_provenance
@@ -225,3 +226,11 @@ def test_max_hours_refuses_a_run_estimated_above_it_before_training(workdir, cap
     assert main(["dataset", str(SMOKE), "--out", str(workdir / "budget"), "--max-hours", "1e-9"]) == 2
     assert "--max-hours" in capsys.readouterr().err
     assert not (workdir / "budget" / "parts").exists()
+
+
+def test_a_rank_that_does_not_see_rank_0s_files_stops_with_a_clear_error(tmp_path, monkeypatch):
+    """Several nodes need one shared DIR: a rank that cannot see rank 0's mark there refuses to go on."""
+    monkeypatch.setattr(Cluster, "broadcast", lambda self, value: tmp_path / "another-node" / ".rank0-mark")
+    monkeypatch.setattr(Cluster, "barrier", lambda self: None)
+    with pytest.raises(NaapError, match="every node shares"):
+        check_shared(Workspace(tmp_path / "out"), Cluster(rank=1, world=2, device=torch.device("cpu")))
