@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
+import torchvision
 from tqdm import tqdm
 
 import naap
@@ -402,7 +403,7 @@ def merge(ws: Workspace, recipe: Recipe, jobs: list[Job], test_items: int) -> Ta
         "kind": "rebuilt",
         "recipe": {"name": recipe.name, "file": recipe.path.name, "contents": recipe.raw},
         "versions": {"naap": naap.__version__, "torch": torch.__version__,
-                     "torchvision": __import__("torchvision").__version__, "python": platform.python_version(),
+                     "torchvision": torchvision.__version__, "python": platform.python_version(),
                      "numpy": np.__version__, "pandas": pd.__version__},
         "dataset": shape,
         "architectures": len(schemes), "seeds": sorted(runs["seed"].unique().tolist()),
