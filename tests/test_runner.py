@@ -234,3 +234,11 @@ def test_a_rank_that_does_not_see_rank_0s_files_stops_with_a_clear_error(tmp_pat
     monkeypatch.setattr(Cluster, "barrier", lambda self: None)
     with pytest.raises(NaapError, match="every node shares"):
         check_shared(Workspace(tmp_path / "out"), Cluster(rank=1, world=2, device=torch.device("cpu")))
+
+
+def test_a_bad_recipe_stops_the_process_with_exit_code_2_and_no_traceback(workdir):
+    run = naap(workdir, "dataset", workdir / "no-such-recipe.yaml", "--out", "never")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 2 and err.splitlines() == [f"naap: error: {workdir / 'no-such-recipe.yaml'}: "
+                                                        f"recipe file not found"]
+    assert not (workdir / "never").exists()
