@@ -277,8 +277,11 @@ def train_shard(trainer: Trainer, jobs: list[Job], per_device: int) -> None:
     for job in own + [j for j in reversed(jobs) if j not in own_set]:
         pending.put((job, False))
 
+    on_cuda = cluster.device.type == "cuda"
+    if on_cuda:  # the data came to the device on the default stream: finish that before other streams read it
+        torch.cuda.synchronize(cluster.device)
+
     def work() -> None:
-        on_cuda = cluster.device.type == "cuda"
         with torch.cuda.stream(torch.cuda.Stream(cluster.device)) if on_cuda else nullcontext():
             while not stop.is_set():
                 try:
