@@ -533,7 +533,9 @@ def run_dataset(args) -> int:
             if args.estimate:
                 return 0
             strategy = args.strategy or recipe.runner.strategy
-            per_device = args.trainings_per_device or recipe.runner.trainings_per_device
+            # The recipe's trainings_per_device is for GPUs; a CPU process (one per core) trains one at a time.
+            per_device = args.trainings_per_device or (
+                recipe.runner.trainings_per_device if cluster.device.type == "cuda" else 1)
             _train(ws, jobs, cluster, data, recipe.training, strategy, per_device)
         elif args.estimate:
             print(f"{ws.root}: every part is in; nothing left to train")
@@ -583,7 +585,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="shard: whole networks per rank; ddp: every network on all ranks (default: the recipe's)")
     p.add_argument("--trainings-per-device", type=_positive_int, metavar="N",
-                   help="concurrent trainings per device with the shard strategy (default: the recipe's)")
+                   help="concurrent trainings per device with the shard strategy "
+                        "(default: the recipe's on a GPU, 1 on the CPU)")
     p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N architectures (for tries)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cuda:LOCAL_RANK when there is a GPU, else the CPU")
