@@ -21,9 +21,7 @@ from functools import partial
 from importlib.metadata import entry_points
 from typing import Callable
 
-import lightgbm
 import numpy as np
-import xgboost
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import (AdaBoostRegressor, GradientBoostingRegressor, RandomForestRegressor)
@@ -108,11 +106,15 @@ def random_forest(n: int) -> Pipeline:
 
 # --- predictors made for learning curves ------------------------------------------------------
 
-def xgboost_regressor() -> xgboost.XGBRegressor:
+def xgboost_regressor():
+    import xgboost  # imported on use: a second or so that other commands need not pay
+
     return xgboost.XGBRegressor(n_jobs=1, random_state=0)
 
 
-def lightgbm_regressor() -> lightgbm.LGBMRegressor:
+def lightgbm_regressor():
+    import lightgbm
+
     return lightgbm.LGBMRegressor(n_jobs=1, random_state=0, verbose=-1)
 
 
@@ -290,14 +292,17 @@ def predict_members(model, X, members: list[int]) -> dict[int, np.ndarray]:
     the numbers an ensemble of n members fitted under the same seed predicts (tests prove it).
 
     A forest of N trees draws one seed per tree from one random state, in order, so its first n
-    trees are the forest of n trees; boosting adds one stage at a time (staged_predict)."""
+    trees are the forest of n trees; AdaBoost draws its bootstrap and tree seeds the same way and
+    weighs the first n by the first n weights; gradient boosting adds one stage at a time
+    (staged_predict). AdaBoost's own staged_predict recomputes every prefix (quadratic), so the
+    forest and AdaBoost are cut to their first n members instead."""
     steps, final = (model[:-1], model[-1]) if isinstance(model, Pipeline) else (None, model)
     X = steps.transform(X) if steps is not None else X
-    if isinstance(final, RandomForestRegressor):
+    if isinstance(final, (RandomForestRegressor, AdaBoostRegressor)):
         predictions = {}
         for n in members:
             head = copy.copy(final)
-            head.estimators_, head.n_estimators = final.estimators_[:n], n
+            head.estimators_ = final.estimators_[:n]
             predictions[n] = head.predict(X)
         return predictions
     stages = list(final.staged_predict(X))

@@ -18,6 +18,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from scipy import stats
 from sklearn.model_selection import RepeatedStratifiedKFold
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from naap import metrics
@@ -100,19 +101,23 @@ def _configured(model, horizon: int):
 
 
 def run_fit(fit: Fit, X_train, y_train, X_test, y_test, arch_ids, horizon: int):
-    """Seed NumPy's global RNG and Python's random, fit, predict: (metric rows, prediction rows)."""
+    """Seed NumPy's global RNG and Python's random, fit, predict: (metric rows, prediction rows).
+
+    BLAS runs on one thread, in a worker or not: a multi-threaded sum can round differently, and
+    exact ties (k-NN distances on two features) would then break differently."""
     fitted = fit.predictors[-1]
     model = _configured(fitted.make(), horizon)
-    np.random.seed(fit.seed)
-    random.seed(fit.seed)
-    start = time.perf_counter()
-    model.fit(X_train, y_train)
-    seconds = time.perf_counter() - start
-    if len(fit.predictors) > 1:
-        by_members = predict_members(model, X_test, [p.members for p in fit.predictors])
-        predicted = {p.name: by_members[p.members] for p in fit.predictors}
-    else:
-        predicted = {fitted.name: np.asarray(model.predict(X_test), dtype=float).ravel()}
+    with threadpool_limits(1):
+        np.random.seed(fit.seed)
+        random.seed(fit.seed)
+        start = time.perf_counter()
+        model.fit(X_train, y_train)
+        seconds = time.perf_counter() - start
+        if len(fit.predictors) > 1:
+            by_members = predict_members(model, X_test, [p.members for p in fit.predictors])
+            predicted = {p.name: by_members[p.members] for p in fit.predictors}
+        else:
+            predicted = {fitted.name: np.asarray(model.predict(X_test), dtype=float).ravel()}
     rows, predictions = [], []
     for p in fit.predictors:
         scores = metrics.score(y_test, predicted[p.name])

@@ -8,6 +8,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
+from threadpoolctl import threadpool_limits
 
 from naap import features, predictors, protocols
 from naap.errors import NaapError
@@ -45,7 +46,8 @@ def plain_sklearn(csv, model, budget, power=None):
     train, test = data[data["IsTest"] == 0], data[data["IsTest"] == 1]
     scaler = StandardScaler().fit(train[columns])
     y = train["MaxAccuracy"] if power is None else train["MaxAccuracy"] ** (1 / power) - 1
-    predicted = model.fit(scaler.transform(train[columns]), y).predict(scaler.transform(test[columns]))
+    with threadpool_limits(1):  # k-NN on two features has exact distance ties that rounding breaks
+        predicted = model.fit(scaler.transform(train[columns]), y).predict(scaler.transform(test[columns]))
     predicted = predicted if power is None else (predicted + 1) ** power
     violations = sum(predicted[i] > predicted[j] for i in range(40) for j in range(i + 1, 40))
     return violations, np.mean(np.abs(predicted - test["MaxAccuracy"].to_numpy()))
