@@ -85,10 +85,9 @@ def sample_schemes(space: SearchSpace, count: int, seed: int) -> list[Scheme]:
     rng = random.Random(seed)
     options = [list(_options(p)) for p in space.positions]
     seen: dict[Scheme, None] = {}
-    attempts = 0
+    misses = 0  # draws in a row that found nothing new: many of them mean the space is exhausted
     while len(seen) < count:
-        attempts += 1
-        if attempts > 1000 * count + 10_000:
+        if misses > 5_000 + 10 * count:
             raise NaapError(f"search space too small: drew {len(seen)} distinct schemes, "
                             f"search_space.generator.count asks for {count}")
         depth = rng.randint(space.min_layers, len(space.positions))
@@ -98,8 +97,10 @@ def sample_schemes(space: SearchSpace, count: int, seed: int) -> list[Scheme]:
             if not allowed:
                 break
             scheme += (rng.choice(allowed),)
-        if len(scheme) == depth:
-            seen.setdefault(scheme)
+        fresh = len(scheme) == depth and scheme not in seen
+        if fresh:
+            seen[scheme] = None
+        misses = 0 if fresh else misses + 1
     return list(seen)
 
 
