@@ -85,7 +85,7 @@ def cv_splits(y: np.ndarray, repeats: int, test_items: int = CV_TEST_ITEMS, seed
     return list(splitter.split(np.zeros(len(y)), strata))
 
 
-def cv_fits(frame: pd.DataFrame, predictors: list[Predictor], budgets, repeats: int = 3,
+def cv_fits(frame: pd.DataFrame, predictors: list[Predictor], budgets, repeats: int = 2,
             reuse: bool = True) -> list[Fit]:
     """Every fold of every repeat, one seed per fold (CV_SEED + fold number)."""
     splits = cv_splits(frame["MaxAccuracy"].to_numpy(), repeats)
@@ -169,7 +169,7 @@ def run_fits(frame: pd.DataFrame, fits: list[Fit], jobs: int = -1, progress: boo
 
 
 def run_protocols(frame: pd.DataFrame, predictors: list[Predictor], budgets, protocols=PROTOCOLS,
-                  repeats: int = 3, jobs: int = -1, reuse: bool = True, progress: bool = True,
+                  repeats: int = 2, jobs: int = -1, reuse: bool = True, progress: bool = True,
                   source: str = "dataset") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Results (one row per protocol, predictor, budget, seed/fold) and the test predictions."""
     for budget in budgets:

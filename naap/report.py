@@ -2,7 +2,7 @@
 PNG figures (matplotlib, Agg backend).
 
     results.parquet       one row per protocol, predictor, budget and seed (paper) or fold (cv)
-    predictions.parquet   the test predictions behind every row of results.parquet
+    predictions.parquet   the paper protocol's test predictions (behind its rows of results.parquet)
     summary.parquet/.csv  one row per protocol, predictor and budget (see protocols.summarise)
 """
 from __future__ import annotations
@@ -282,6 +282,7 @@ def write_leaderboard(out: str | Path, results: pd.DataFrame, predictions: pd.Da
     """Write every output into `out`; returns the paths written."""
     out = Path(out)
     write_parquet(results, out / "results.parquet", RESULTS_SCHEMA, provenance)
+    predictions = predictions[predictions["protocol"] == "paper"]
     write_parquet(predictions, out / "predictions.parquet", PREDICTIONS_SCHEMA, provenance)
     summary = summary.reindex(columns=SUMMARY_SCHEMA.names)
     write_parquet(summary, out / "summary.parquet", SUMMARY_SCHEMA, provenance)
