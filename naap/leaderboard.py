@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     chosen_protocols = _protocols(args.protocol)
     if args.cv_repeats < 1:
         raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1")
+    if args.jobs == 0:
+        raise NaapError("--jobs 0: give a number of processes, or -1 for all cores")
     chosen = predictors.select_predictors(args.predictor_set, args.predictor)
     data_dir = Path(args.data_dir)
     frame = features.wide_frame(load_tables(data_dir))

@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from naap import metrics
+from naap.errors import NaapError
 from naap.features import build_features, check_budget, recorded_epochs, target
 from naap.predictors import Predictor, predict_members
 
@@ -120,6 +121,12 @@ def run_fit(fit: Fit, X_train, y_train, X_test, y_test, arch_ids, horizon: int):
             predicted = {fitted.name: np.asarray(model.predict(X_test), dtype=float).ravel()}
     rows, predictions = [], []
     for p in fit.predictors:
+        where = f"({fit.protocol} protocol, budget {fit.budget}, seed {fit.seed})"
+        if predicted[p.name].shape != y_test.shape:
+            raise NaapError(f"predictor '{p.name}' gave {predicted[p.name].size} predictions for "
+                            f"{len(y_test)} test rows {where}")
+        if not np.isfinite(predicted[p.name]).all():
+            raise NaapError(f"predictor '{p.name}' predicted a non-finite value {where}")
         scores = metrics.score(y_test, predicted[p.name])
         for seed in fit.seeds:
             key = {"protocol": fit.protocol, "predictor": p.name, "budget": fit.budget, "seed": seed,

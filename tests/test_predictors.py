@@ -181,3 +181,25 @@ def test_selecting_nothing_or_twice_is_an_error():
         predictors.select_predictors("paper", ["1-NN"])
     with pytest.raises(NaapError, match="unknown predictor set 'best'"):
         predictors.select_predictors("best")
+
+
+def test_a_predictor_that_predicts_nan_is_one_clear_line(plugin_module, capsys, tmp_path):
+    (tmp_path / "nan_predictor.py").write_text(textwrap.dedent('''
+        import numpy as np
+        from sklearn.dummy import DummyRegressor
+
+
+        class NaNRegressor(DummyRegressor):
+            def predict(self, X):
+                return np.full(len(X), np.nan)
+
+
+        def factory():
+            return NaNRegressor()
+    '''))
+    code = cli.main(["leaderboard", str(DATA), "--out", str(tmp_path / "lb"), "--protocol", "paper", "--budgets", "0",
+                     "--predictor-set", "none", "--predictor", "nan_predictor:factory", "--jobs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "predictor 'nan_predictor:factory' predicted a non-finite value" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "lb").exists()
+    sys.modules.pop("nan_predictor", None)
