@@ -66,6 +66,9 @@ def paper_fits(frame: pd.DataFrame, predictors: list[Predictor], budgets, reuse:
     """The published split (IsTest), five seeds per predictor and budget."""
     is_test = frame["IsTest"].to_numpy() == 1
     train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    if len(test) < 2 or len(train) < 2:
+        raise NaapError(f"the paper protocol needs a split (IsTest) with at least two test and two training rows; "
+                        f"this dataset has {len(test)} test and {len(train)} training rows")
     fits = []
     for budget in budgets:
         for group in _groups(predictors, reuse):

@@ -161,3 +161,8 @@ def test_cv_folds_are_forty_items_one_per_accuracy_bin(frame):
 def test_budget_beyond_the_data_is_rejected_before_any_fit(frame):
     with pytest.raises(NaapError, match="budget of 91 epochs"):
         protocols.run_protocols(frame, chosen("1-NN"), [0, 91], progress=False)
+
+
+def test_paper_protocol_without_a_split_is_rejected(frame):
+    with pytest.raises(NaapError, match="needs a split"):
+        protocols.run_protocols(frame.assign(IsTest=0), chosen("1-NN"), [0], ["paper"], progress=False)
