@@ -1,7 +1,9 @@
 """The leaderboard's outputs: Parquet and CSV tables, README.md, one self-contained index.html and
 PNG figures (matplotlib, Agg backend).
 
-    results.parquet       one row per protocol, predictor, budget and seed (paper) or fold (cv)
+    results.parquet       one row per protocol, predictor, budget and seed (paper) or fold (cv);
+                          fit_seconds is the wall time of the fit behind the row (rows read off
+                          one fit, such as the sizes of one forest, share it)
     predictions.parquet   the paper protocol's test predictions (behind its rows of results.parquet)
     summary.parquet/.csv  one row per protocol, predictor and budget (see protocols.summarise)
 """
@@ -235,14 +237,16 @@ def figure_rank_matrix(summary, predictions):
     return fig
 
 
-ABOUT = """A budget of k epochs means the predictor sees the scheme and epochs 1..k of training only; the
-target is MaxAccuracy over all epochs. The paper's 24 regressors read the paper's feature sets
+ABOUT = """A budget of k epochs means the predictor sees the scheme and epochs 1..k of training only;
+the target is MaxAccuracy over all epochs. The paper's 24 regressors read the paper's feature sets
 (SPEC section 6) and standardise them on the training rows; XGBoost and LightGBM read the same
 features. LcSVR reads the curve set (scheme, per-epoch accuracy and loss, their first and second
-differences, curve statistics); Curve extrapolation fits best-so-far accuracy with
-c - a t^-alpha, extrapolates to the last epoch and regresses on that and the scheme columns
-(at 0 epochs it is gradient boosting on the eight scheme columns). Violations are pairs of the 40
-test architectures ordered the wrong way round (of 780); monotonicity = 1 - violations / 780."""
+differences, curve statistics); its C, nu and gamma were chosen once by 5-fold CV on the paper
+split's 400 training rows, which overlap the cv test folds. Curve extrapolation fits the
+best-so-far accuracy with c - a t^-alpha, extrapolates to the last epoch and regresses on that and
+the scheme columns (at 0 epochs it is gradient boosting on the eight scheme columns). Violations
+are pairs of test architectures ordered the wrong way round (of 780 for 40 items); monotonicity
+= 1 - violations / pairs."""
 
 
 def _png(fig) -> bytes:
