@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1")
     if args.jobs == 0:
         raise NaapError("--jobs 0: give a number of processes, or -1 for all cores")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise NaapError(f"--out {args.out}: exists and is not a directory")
     chosen = predictors.select_predictors(args.predictor_set, args.predictor)
     data_dir = Path(args.data_dir)
     frame = features.wide_frame(load_tables(data_dir))

@@ -97,10 +97,22 @@ def test_unknown_feature_set(frame):
     (["--budgets", "0,95"], "budget of 95 epochs is outside the 90 epochs recorded"),
     (["--budgets", "three"], "--budgets 'three': expected comma-separated integers"),
     (["--protocol", "holdout"], "unknown protocol 'holdout'"),
+    (["--cv-repeats", "0"], "--cv-repeats 0: must be at least 1"),
+    (["--jobs", "0"], "--jobs 0: give a number of processes"),
 ])
-def test_cli_rejects_bad_budgets_in_one_line(frame, capsys, tmp_path, argv, message):
+def test_cli_rejects_bad_options_in_one_line(frame, capsys, tmp_path, argv, message):
     code = cli.main(["leaderboard", str(DATA), "--out", str(tmp_path / "lb"), "--predictor-set", "none",
                      "--predictor", "1-NN", "--quiet", *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "lb").exists()
+
+
+@pytest.mark.parametrize("where, message", [("missing-dir", "dataset directory not found"),
+                                            ("a-file", "exists and is not a directory")])
+def test_cli_rejects_bad_paths_in_one_line(capsys, tmp_path, where, message):
+    (tmp_path / "a-file").write_text("")
+    data, out = (tmp_path / where, tmp_path / "lb") if where == "missing-dir" else (DATA, tmp_path / where)
+    code = cli.main(["leaderboard", str(data), "--out", str(out), "--predictor-set", "none", "--predictor", "1-NN"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
