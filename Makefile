@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DATA ?= data/naap440
 
-.PHONY: install test leaderboard dataset bench system-deps
+.PHONY: install test leaderboard dataset system-deps
 
 install: $(INSTALLED)
 
@@ -50,3 +50,7 @@ leaderboard: $(INSTALLED)
 .PHONY: bench-leaderboard
 bench-leaderboard: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_leaderboard.py $(DATA)
+
+# Every benchmark: each reports a ratio against a plain baseline measured in the same run.
+.PHONY: bench
+bench: bench-training bench-leaderboard
