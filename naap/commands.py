@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 from naap.recipe import load_recipe
-from naap.release import export_csv, import_release, write_dataset
+from naap.release import export_csv, import_release, release_card
 from naap.space import generate_schemes
-from naap.tables import describe_architectures, load_tables, read_provenance
+from naap.tables import describe_architectures, load_tables, read_provenance, write_dataset
 
 
 def run_schemes(args) -> int:
@@ -44,7 +44,7 @@ def run_info(args) -> int:
 
 def run_import_release(args) -> int:
     tables, provenance = import_release(args.release_dir, load_recipe(args.recipe))
-    write_dataset(tables, args.out, provenance)
+    write_dataset(tables, args.out, provenance, release_card(tables, provenance))
     print(f"wrote {args.out}: {len(tables.architectures)} architectures, {len(tables.epochs)} epoch rows")
     return 0
 

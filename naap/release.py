@@ -12,8 +12,8 @@ import naap
 from naap.errors import NaapError
 from naap.recipe import Recipe
 from naap.space import scheme_from_dicts
-from naap.tables import (ARCHITECTURES_SCHEMA, EPOCHS_SCHEMA, WIDE_EPOCH_COLUMNS, WIDE_SCHEME_COLUMNS, Tables,
-                         atomic_write, describe_architectures, to_wide, write_parquet)
+from naap.tables import (WIDE_EPOCH_COLUMNS, WIDE_SCHEME_COLUMNS, Tables, atomic_write, describe_architectures,
+                         to_wide)
 
 CSV_NAME = "naap440.csv"
 SCHEMES_NAME = "generated_schemes.json"
@@ -107,36 +107,17 @@ def import_release(release_dir: str | Path, recipe: Recipe) -> tuple[Tables, dic
     return Tables(architectures, epochs.sort_values(["arch_id", "seed", "epoch"], ignore_index=True)), provenance
 
 
-def write_dataset(tables: Tables, out_dir: str | Path, provenance: dict) -> None:
-    """Write both tables (atomically, each with the provenance in its metadata) and the card."""
-    out_dir = Path(out_dir)
-    write_parquet(tables.architectures, out_dir / "architectures.parquet", ARCHITECTURES_SCHEMA, provenance)
-    write_parquet(tables.epochs, out_dir / "epochs.parquet", EPOCHS_SCHEMA, provenance)
-    atomic_write(out_dir / "DATASET.md", lambda tmp: Path(tmp).write_text(dataset_card(tables, provenance)))
-
-
-def dataset_card(tables: Tables, provenance: dict) -> str:
+def release_card(tables: Tables, provenance: dict) -> str:
     a, e = tables.architectures, tables.epochs
-    return f"""# {provenance.get('recipe', {}).get('name', 'dataset')}
+    return f"""# {provenance['recipe']['name']}
 
-{provenance.get('source', '')}
+{provenance['source']}
 
 - {len(a)} architectures ({int(a['is_test'].sum())} test items), {e['seed'].nunique()} seed(s),
   {int(e['epoch'].max())} epochs, {len(e)} epoch rows
 - max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f};
   {a['num_params'].min()} to {a['num_params'].max()} parameters
-- kind: {provenance.get('kind', '')}; naap {provenance.get('versions', {}).get('naap', '')}
-
-Load it with pandas alone:
-
-```python
-import pandas as pd
-architectures = pd.read_parquet("architectures.parquet")
-epochs = pd.read_parquet("epochs.parquet")   # arch_id, seed, epoch, lr, train_loss_mean, ...
-```
-
-or with naap: `naap.load_tables(DIR)`, `naap.load_wide(DIR)` (the published CSV layout).
-Full provenance is JSON under the Parquet metadata key `naap.provenance`.
+- kind: {provenance['kind']}; naap {provenance['versions']['naap']}
 """
 
 

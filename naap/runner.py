@@ -49,8 +49,8 @@ from naap.errors import NaapError
 from naap.recipe import STRATEGIES, Recipe, Training, load_recipe
 from naap.space import Scheme, generate_schemes, scheme_hash
 from naap.split import split_is_test
-from naap.tables import (ARCHITECTURES_SCHEMA, EPOCHS_SCHEMA, Tables, atomic_write, describe_architectures,
-                         read_parquet, read_provenance, write_parquet)
+from naap.tables import (EPOCHS_SCHEMA, Tables, atomic_write, describe_architectures, read_parquet, read_provenance,
+                         write_dataset, write_parquet)
 from naap.train import EpochMetrics, RunResult, train
 
 # The recipe keys that determine the data: a DIR refuses a recipe that differs in any of them.
@@ -421,9 +421,7 @@ def merge(ws: Workspace, recipe: Recipe, jobs: list[Job], test_items: int) -> Ta
                  "train_seconds sums the epochs' seconds over all devices.",
     }
     tables = Tables(architectures, epochs)
-    write_parquet(architectures, ws.root / "architectures.parquet", ARCHITECTURES_SCHEMA, provenance)
-    write_parquet(epochs, ws.root / "epochs.parquet", EPOCHS_SCHEMA, provenance)
-    atomic_write(ws.root / "DATASET.md", lambda tmp: Path(tmp).write_text(dataset_card(tables, recipe, provenance)))
+    write_dataset(tables, ws.root, provenance, dataset_card(tables, recipe, provenance))
     ws.tidy(jobs)
     return tables
 
@@ -444,17 +442,7 @@ strategy {', '.join(p['strategies'])}, {', '.join(map(str, p['world_sizes']))} p
 - wall time {_duration(p['wall_seconds'])} ({p['started']} to {p['finished']}),
   {_duration(p['train_seconds'])} of training summed over devices
 
-Load it with pandas alone:
-
-```python
-import pandas as pd
-architectures = pd.read_parquet("architectures.parquet")
-epochs = pd.read_parquet("epochs.parquet")   # arch_id, seed, epoch, lr, train_loss_mean, ...
-```
-
-or with naap: `naap.load_tables(DIR)`, `naap.load_wide(DIR)` (the published CSV layout).
-Full provenance (the recipe, versions, devices, times) is JSON under the Parquet metadata
-key `naap.provenance`; recipe.yaml is the recipe it was built from, parts/ the single runs.
+recipe.yaml is the recipe it was built from, parts/ the single runs.
 """
 
 

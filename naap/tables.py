@@ -107,6 +107,28 @@ def atomic_write(path: str | Path, write) -> None:
             os.unlink(tmp)
 
 
+HOW_TO_LOAD = """Load it with pandas alone:
+
+```python
+import pandas as pd
+architectures = pd.read_parquet("architectures.parquet")
+epochs = pd.read_parquet("epochs.parquet")   # arch_id, seed, epoch, lr, train_loss_mean, ...
+```
+
+or with naap: `naap.load_tables(DIR)`, `naap.load_wide(DIR)` (the published CSV layout).
+Full provenance is JSON under the Parquet metadata key `naap.provenance`.
+"""
+
+
+def write_dataset(tables: Tables, out_dir: str | Path, provenance: dict, card: str) -> None:
+    """Write a dataset directory: both tables (each with the provenance in its metadata) and
+    DATASET.md, `card` followed by how to load the tables. Every file is written atomically."""
+    out_dir = Path(out_dir)
+    write_parquet(tables.architectures, out_dir / "architectures.parquet", ARCHITECTURES_SCHEMA, provenance)
+    write_parquet(tables.epochs, out_dir / "epochs.parquet", EPOCHS_SCHEMA, provenance)
+    atomic_write(out_dir / "DATASET.md", lambda tmp: Path(tmp).write_text(f"{card.rstrip()}\n\n{HOW_TO_LOAD}"))
+
+
 def read_parquet(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
     """Read and check a table against `schema`; any problem is one NaapError naming file and column."""
     path = Path(path)

@@ -7,8 +7,9 @@ import pytest
 import naap
 from naap.errors import NaapError
 from naap.recipe import load_recipe
-from naap.release import export_csv, import_release, write_dataset
-from naap.tables import ARCHITECTURES_SCHEMA, EPOCHS_SCHEMA, atomic_write, load_tables, read_provenance
+from naap.release import export_csv, import_release, release_card
+from naap.tables import (ARCHITECTURES_SCHEMA, EPOCHS_SCHEMA, atomic_write, load_tables, read_provenance,
+                         write_dataset)
 from tests.conftest import REPO
 
 DATA = REPO / "data" / "naap440"
@@ -17,7 +18,7 @@ RECIPE = load_recipe(REPO / "recipes" / "naap440.yaml")
 
 def test_committed_parquet_equals_a_fresh_import(release_dir, tmp_path):
     tables, provenance = import_release(release_dir, RECIPE)
-    write_dataset(tables, tmp_path, provenance)
+    write_dataset(tables, tmp_path, provenance, release_card(tables, provenance))
     for name in ("architectures.parquet", "epochs.parquet"):
         assert pq.read_table(DATA / name).equals(pq.read_table(tmp_path / name)), name
         assert read_provenance(DATA / name) == read_provenance(tmp_path / name)
