@@ -57,3 +57,17 @@ def test_corrupt_parquet_is_one_line(tmp_path):
     out = naap("info", tmp_path)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "architectures.parquet: not a readable Parquet file" in out.stderr
+
+
+def test_dataset_commands_do_not_import_pytorch():
+    code = ("import sys; from naap.cli import main; "
+            "assert main(['info', 'data/naap440']) == 0; assert 'torch' not in sys.modules, 'torch imported'")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_help_lists_every_command():
+    out = naap("--help")
+    assert out.returncode == 0
+    for command in ("schemes", "info", "import-release", "export-csv", "dataset", "leaderboard"):
+        assert command in out.stdout
