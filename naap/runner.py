@@ -473,14 +473,15 @@ def plan(recipe: Recipe, limit: int | None) -> tuple[list[Job], int]:
 
 def check_cost(jobs: list[Job], data: DeviceData, training: Training, cluster: Cluster, measure: bool,
                max_hours: float | None) -> None:
-    """Rank 0 prints the cost; on a CPU, measured, it refuses a run estimated above `max_hours`."""
+    """Rank 0 prints the cost; on a CPU, measured, every rank refuses a run rank 0 estimates above `max_hours`."""
+    hours = None
     if cluster.rank == 0:
         text, hours = describe_cost(jobs, data, training, cluster, measure)
         print(text, flush=True)
-        if max_hours is not None and hours is not None and hours > max_hours:
-            raise NaapError(f"estimated {hours:.1f} h on this CPU, more than --max-hours {max_hours:g}: "
-                            f"train on GPUs, or allow it with a larger --max-hours")
-    cluster.barrier()
+    hours = cluster.broadcast(hours)
+    if max_hours is not None and hours is not None and hours > max_hours:
+        raise NaapError(f"estimated {hours:.1f} h on this CPU, more than --max-hours {max_hours:g}: "
+                        f"train on GPUs, or allow it with a larger --max-hours")
 
 
 def check_shared(ws: Workspace, cluster: Cluster) -> None:
@@ -513,7 +514,8 @@ def run_dataset(args) -> int:
         if not args.estimate:
             ws.adopt(recipe)
             check_shared(ws, cluster)
-        todo = [j for j in jobs if ws is None or not ws.part(j).exists()]
+        # Rank 0's view decides for every rank: another run on DIR may write parts meanwhile.
+        todo = cluster.broadcast([j for j in jobs if ws is None or not ws.part(j).exists()])
         if todo:
             data = load_dataset(recipe.dataset, recipe.training, cluster.device)
             check_cost(todo, data, recipe.training, cluster, args.estimate or args.max_hours is not None,

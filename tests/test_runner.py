@@ -228,6 +228,14 @@ def test_max_hours_refuses_a_run_estimated_above_it_before_training(workdir, cap
     assert not (workdir / "budget" / "parts").exists()
 
 
+def test_max_hours_stops_every_rank_with_the_one_line(workdir):
+    """`make dataset` on a CPU: rank 0 times the run, and no other rank is left waiting for it."""
+    run = naap(workdir, "dataset", SMOKE, "--out", "budget2", "--max-hours", "1e-9", ranks=2)
+    out, err = run.communicate(timeout=300)
+    assert run.returncode != 0 and err.count("naap: error: estimated") == 2, err
+    assert not (workdir / "budget2" / "parts").exists()
+
+
 def test_a_rank_that_does_not_see_rank_0s_files_stops_with_a_clear_error(tmp_path, monkeypatch):
     """Several nodes need one shared DIR: a rank that cannot see rank 0's mark there refuses to go on."""
     monkeypatch.setattr(Cluster, "broadcast", lambda self, value: tmp_path / "another-node" / ".rank0-mark")
