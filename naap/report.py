@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from naap.protocols import METRICS  # noqa: E402
 from naap.tables import atomic_write, write_parquet  # noqa: E402
 
 _KEYS = [pa.field("protocol", pa.string(), nullable=False), pa.field("predictor", pa.string(), nullable=False)]
@@ -51,7 +52,7 @@ PREDICTIONS_SCHEMA = pa.schema(_KEYS + [
     pa.field("predicted", pa.float64(), nullable=False),
 ])
 _INTERVALS = [pa.field(f"{m}_{end}", pa.float64(), nullable=True)
-              for m in ("mae", "violations", "monotonicity", "kendall_tau", "spearman") for end in ("low", "high")]
+              for m in METRICS for end in ("low", "high")]
 SUMMARY_SCHEMA = pa.schema(_KEYS + [
     pa.field("family", pa.string(), nullable=False),
     pa.field("features", pa.string(), nullable=False),
@@ -92,9 +93,12 @@ def _column(header, values, fmt, best=None) -> Column:
     return Column(header, values, ["–" if v is None else fmt(v) for v in values], best)
 
 
-def _interval(frame, metric, fmt) -> list[str]:
-    return [f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]" for m, lo, hi in
-            zip(frame[metric], frame[f"{metric}_low"], frame[f"{metric}_high"])]
+def _interval_column(header, frame, metric, fmt, best) -> Column:
+    """The mean, its 95 % interval in the text: `mean [low, high]`."""
+    column = _column(header, frame[metric].tolist(), fmt, best)
+    column.text = [f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]" for m, lo, hi in
+                   zip(frame[metric], frame[f"{metric}_low"], frame[f"{metric}_high"])]
+    return column
 
 
 def paper_table(summary: pd.DataFrame, order: list[str]) -> Table:
@@ -107,8 +111,8 @@ def paper_table(summary: pd.DataFrame, order: list[str]) -> Table:
         columns += [_column(f"{budget} ep. MAE", at["mae"].tolist(), "{:.4f}".format, "min"),
                     _column(f"{budget} ep. mono.", at["monotonicity"].tolist(), "{:.3f}".format, "max"),
                     _column(f"{budget} ep. viol.", at["violations"].astype(int).tolist(), "{:d}".format, "min")]
-    pairs = int(paper["runs"].iloc[0]) if len(paper) else 0
-    note = (f"Published split (400 train, 40 test), features standardised, {pairs} seeds per cell; each "
+    seeds = int(paper["runs"].iloc[0]) if len(paper) else 0
+    note = (f"Published split (400 train, 40 test), features standardised, {seeds} seeds per cell; each "
             "cell is the seed with the median violations (of 780 pairs). Best per column in bold.")
     return Table("Paper protocol (SPEC section 6)", note, columns)
 
@@ -120,15 +124,12 @@ def cv_tables(summary: pd.DataFrame) -> list[Table]:
         at = cv[cv["budget"] == budget].sort_values("kendall_tau", ascending=False)
         columns = [
             Column("Predictor", at["predictor"].tolist(), at["predictor"].tolist()),
-            _column("Kendall τ [95 % CI]", at["kendall_tau"].tolist(), "{:.3f}".format, "max"),
-            _column("Spearman ρ [95 % CI]", at["spearman"].tolist(), "{:.3f}".format, "max"),
-            _column("MAE [95 % CI]", at["mae"].tolist(), "{:.4f}".format, "min"),
-            _column("Violations [95 % CI]", at["violations"].tolist(), "{:.1f}".format, "min"),
+            _interval_column("Kendall τ [95 % CI]", at, "kendall_tau", "{:.3f}".format, "max"),
+            _interval_column("Spearman ρ [95 % CI]", at, "spearman", "{:.3f}".format, "max"),
+            _interval_column("MAE [95 % CI]", at, "mae", "{:.4f}".format, "min"),
+            _interval_column("Violations [95 % CI]", at, "violations", "{:.1f}".format, "min"),
             _column("p vs best τ", at["p_vs_best"].tolist(), "{:.3f}".format),
         ]
-        for column, metric, fmt in zip(columns[1:5], ("kendall_tau", "spearman", "mae", "violations"),
-                                       ("{:.3f}".format, "{:.3f}".format, "{:.4f}".format, "{:.1f}".format)):
-            column.text = _interval(at, metric, fmt)
         runs = int(at["runs"].iloc[0])
         note = (f"{runs} folds of 40 test items (repeated k-fold over all architectures, stratified by accuracy); "
                 "mean and 95 % interval with the Nadeau-Bengio correction for overlapping training sets. "
@@ -161,22 +162,27 @@ def headline(summary: pd.DataFrame) -> list[str]:
 
 # --- figures ----------------------------------------------------------------------------------
 
-def _reported_predictions(summary, predictions, budget) -> pd.DataFrame:
-    reported = summary[(summary["protocol"] == "paper") & (summary["budget"] == budget)][["predictor", "seed"]]
+def _paper_ranking(summary) -> tuple[int, pd.DataFrame]:
+    """The paper protocol's largest budget and its rows, fewest violations (then lowest MAE) first."""
+    paper = summary[summary["protocol"] == "paper"]
+    budget = paper["budget"].max()
+    return budget, paper[paper["budget"] == budget].sort_values(["violations", "mae"])
+
+
+def _reported_predictions(ranked, predictions, budget) -> pd.DataFrame:
+    """The test predictions of the seed each of the paper protocol's `ranked` rows reports."""
     paper = predictions[(predictions["protocol"] == "paper") & (predictions["budget"] == budget)]
-    return paper.merge(reported, on=["predictor", "seed"])
+    return paper.merge(ranked[["predictor", "seed"]], on=["predictor", "seed"])
 
 
 def figure_predicted_vs_true(summary, predictions, count: int = 4):
-    budget = summary.loc[summary["protocol"] == "paper", "budget"].max()
-    at = summary[(summary["protocol"] == "paper") & (summary["budget"] == budget)]
-    ranked = at.sort_values(["violations", "mae"])
+    budget, ranked = _paper_ranking(summary)
     best = ranked.drop_duplicates("family")["predictor"].head(count).tolist()  # the best of the best families
-    shown = _reported_predictions(summary, predictions, budget)
+    shown = _reported_predictions(ranked, predictions, budget)
     fig, axes = plt.subplots(1, len(best), figsize=(3.2 * len(best), 3.4), squeeze=False)
     for ax, name in zip(axes[0], best):
         rows = shown[shown["predictor"] == name]
-        row = at[at["predictor"] == name].iloc[0]
+        row = ranked[ranked["predictor"] == name].iloc[0]
         low, high = rows[["true", "predicted"]].min().min(), rows[["true", "predicted"]].max().max()
         ax.plot([low, high], [low, high], color="0.6", lw=1)
         ax.scatter(rows["true"], rows["predicted"], s=14)
@@ -220,16 +226,14 @@ def figure_tau_vs_budget(summary):
 def figure_rank_matrix(summary, predictions):
     """Rows: predictors (fewest violations on top); columns: the 40 test architectures in true order;
     colour: the rank the predictor gives. A perfect predictor is a smooth ramp."""
-    budget = summary.loc[summary["protocol"] == "paper", "budget"].max()
-    at = summary[(summary["protocol"] == "paper") & (summary["budget"] == budget)]
-    order = at.sort_values(["violations", "mae"])["predictor"].tolist()
-    shown = _reported_predictions(summary, predictions, budget).sort_values(["predictor", "true", "arch_id"])
+    budget, ranked = _paper_ranking(summary)
+    order = ranked["predictor"].tolist()
+    shown = _reported_predictions(ranked, predictions, budget).sort_values(["predictor", "true", "arch_id"])
     shown["rank"] = shown.groupby("predictor")["predicted"].rank(method="first")
     matrix = np.stack([shown.loc[shown["predictor"] == name, "rank"].to_numpy() for name in order])
     fig, ax = plt.subplots(figsize=(8, 0.22 * len(order) + 1.4))
     image = ax.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest")
-    ax.set_yticks(range(len(order)), [f"{n} ({int(v)})" for n, v in
-                                      zip(order, at.set_index("predictor").loc[order, "violations"])], fontsize=7)
+    ax.set_yticks(range(len(order)), [f"{n} ({int(v)})" for n, v in zip(order, ranked["violations"])], fontsize=7)
     ax.set_xlabel("test architectures, by true MaxAccuracy (low to high)")
     ax.set_title(f"Paper split, {budget} epochs: predicted rank (violations in brackets)", fontsize=10)
     fig.colorbar(image, ax=ax, label="predicted rank")
@@ -311,14 +315,15 @@ def write_leaderboard(out: str | Path, results: pd.DataFrame, predictions: pd.Da
     write_parquet(summary, out / "summary.parquet", SUMMARY_SCHEMA, provenance)
     atomic_write(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.6g"))
 
-    tables = ([paper_table(summary, order)] if (summary["protocol"] == "paper").any() else []) + cv_tables(summary)
-    figures = {}
-    if (summary["protocol"] == "paper").any():
+    has_paper = (summary["protocol"] == "paper").any()
+    tables = ([paper_table(summary, order)] if has_paper else []) + cv_tables(summary)
+    figures = {}  # file name: (title, PNG bytes), in the order shown
+    if has_paper:
         figures["predicted_vs_true.png"] = ("Predicted vs true accuracy of the best predictors (paper split)",
                                             _png(figure_predicted_vs_true(summary, predictions)))
     figures["kendall_tau_vs_budget.png"] = ("Kendall τ against budget, per predictor family",
                                             _png(figure_tau_vs_budget(summary)))
-    if (summary["protocol"] == "paper").any():
+    if has_paper:
         figures["rank_matrix.png"] = ("The paper split's rank matrix", _png(figure_rank_matrix(summary, predictions)))
     for name, (_, data) in figures.items():
         atomic_write(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
