@@ -38,9 +38,14 @@ def wide_frame(tables: Tables) -> pd.DataFrame:
     return to_wide(tables).merge(extra, on="ModelId", how="left")
 
 
+def _accuracy_epochs(columns) -> dict[int, str]:
+    """epoch: name of each e{epoch}Accuracy column among `columns`."""
+    return {int(m.group(1)): name for name in map(str, columns) if (m := _EPOCH_ACCURACY.fullmatch(name))}
+
+
 def recorded_epochs(frame: pd.DataFrame) -> int:
     """The number of consecutive epochs 1..n with an accuracy column."""
-    present = {int(m.group(1)) for m in map(_EPOCH_ACCURACY.fullmatch, frame.columns) if m}
+    present = _accuracy_epochs(frame.columns)
     return next(n for n in itertools.count() if n + 1 not in present)
 
 
@@ -115,8 +120,7 @@ def build_features(frame: pd.DataFrame, name: str, budget: int, source: str = "d
 
 def accuracy_columns(columns) -> list[str]:
     """The e{i}Accuracy columns among `columns`, in epoch order."""
-    found = [(int(m.group(1)), name) for name in map(str, columns) if (m := _EPOCH_ACCURACY.fullmatch(name))]
-    return [name for _, name in sorted(found)]
+    return [name for _, name in sorted(_accuracy_epochs(columns).items())]
 
 
 def target(frame: pd.DataFrame, source: str = "dataset") -> pd.Series:

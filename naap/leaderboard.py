@@ -23,11 +23,12 @@ def _integers(text: str, what: str) -> list[int]:
 def _protocols(text: str) -> list[str]:
     from naap.protocols import PROTOCOLS
 
-    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    chosen = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not chosen:
+        raise NaapError(f"--protocol '{text}': empty")
     unknown = [p for p in chosen if p not in PROTOCOLS]
-    if unknown or not chosen:
-        raise NaapError(f"--protocol '{text}': unknown protocol '{(unknown or [''])[0]}' "
-                        f"(known: {', '.join(PROTOCOLS)})")
+    if unknown:
+        raise NaapError(f"--protocol '{text}': unknown protocol '{unknown[0]}' (known: {', '.join(PROTOCOLS)})")
     return chosen
 
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise NaapError(f"--out {args.out}: exists and is not a directory")
     chosen = predictors.select_predictors(args.predictor_set, args.predictor)
+    names = [p.name for p in chosen]
     data_dir = Path(args.data_dir)
     frame = features.wide_frame(load_tables(data_dir))
     source = str(data_dir)
@@ -58,9 +60,8 @@ def run(args: argparse.Namespace) -> int:
                           "--cv-repeats", str(args.cv_repeats)])
     provenance = {"dataset": source, "dataset_provenance": read_provenance(data_dir / "architectures.parquet"),
                   "budgets": budgets, "protocols": chosen_protocols, "cv_repeats": args.cv_repeats,
-                  "predictors": [p.name for p in chosen]}
-    written = report.write_leaderboard(args.out, results, predictions, summary, [p.name for p in chosen],
-                                       command, provenance)
+                  "predictors": names}
+    written = report.write_leaderboard(args.out, results, predictions, summary, names, command, provenance)
     for line in report.headline(summary):
         print(line.replace("**", ""))
     print(f"wrote {len(written)} files to {args.out}/")

@@ -83,7 +83,7 @@ def cv_splits(y: np.ndarray, repeats: int, test_items: int = CV_TEST_ITEMS, seed
     """Repeated k-fold over all rows with test folds of about `test_items`, stratified by accuracy:
     the rows are cut into consecutive accuracy bins of k items and each fold takes one per bin."""
     folds = max(2, round(len(y) / test_items))
-    rank = np.argsort(np.argsort(y, kind="stable"), kind="stable")
+    rank = stats.rankdata(y, method="ordinal") - 1  # 0..n-1, ties in the order given
     strata = np.minimum(rank // folds, len(y) // folds - 1)  # a short last bin joins the one before
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), strata))
@@ -122,9 +122,9 @@ def run_fit(fit: Fit, X_train, y_train, X_test, y_test, arch_ids, horizon: int):
             predicted = {p.name: by_members[p.members] for p in fit.predictors}
         else:
             predicted = {fitted.name: np.asarray(model.predict(X_test), dtype=float).ravel()}
+    where = f"({fit.protocol} protocol, budget {fit.budget}, seed {fit.seed})"
     rows, predictions = [], []
     for p in fit.predictors:
-        where = f"({fit.protocol} protocol, budget {fit.budget}, seed {fit.seed})"
         if predicted[p.name].shape != y_test.shape:
             raise NaapError(f"predictor '{p.name}' gave {predicted[p.name].size} predictions for "
                             f"{len(y_test)} test rows {where}")
