@@ -60,6 +60,11 @@ class DeviceData:
     input_size: int
     num_classes: int
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(in_channels, input_size, num_classes), as recipe.DatasetSpec.shape."""
+        return self.in_channels, self.input_size, self.num_classes
+
 
 def load_dataset(spec: DatasetSpec, training: Training, device: torch.device | str = "cpu") -> DeviceData:
     """The dataset a recipe names, on `device`, normalised with training.mean/std."""
@@ -148,7 +153,6 @@ def _fetch_cifar10(root: Path, download: bool, missing: list[str]) -> None:
 
 def _download_archive(root: Path, archive: Path) -> None:
     part = archive.with_name(archive.name + ".part")
-    root.mkdir(parents=True, exist_ok=True)
     try:
         download_url(CIFAR10.url, str(root), filename=part.name, md5=CIFAR10.tgz_md5)
     except (OSError, RuntimeError) as exc:
