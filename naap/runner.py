@@ -85,10 +85,15 @@ class Workspace:
     def checkpoint(self, job: Job) -> Path:
         return self.root / "checkpoints" / f"{job.name}.pt"
 
+    def lock(self, job: Job) -> Path:
+        return self.root / "locks" / f"{job.name}.lock"
+
     def adopt(self, recipe: Recipe) -> None:
         """Keep a copy of the recipe in a new DIR; refuse a DIR made from another recipe."""
         if not self.recipe_copy.exists():
-            if self.root.is_dir() and any(not p.name.startswith(".") for p in self.root.iterdir()):
+            # recipe.yaml itself may appear meanwhile: the ranks of one run all start here at once
+            if self.root.is_dir() and any(not p.name.startswith(".") and p != self.recipe_copy
+                                          for p in self.root.iterdir()):
                 raise NaapError(f"{self.root}: not empty and not made by `naap dataset` (no recipe.yaml); "
                                 f"choose another --out")
             atomic_write(self.recipe_copy, lambda tmp: shutil.copyfile(recipe.path, tmp))
@@ -101,15 +106,16 @@ class Workspace:
     @contextmanager
     def claim(self, job: Job, wait: bool) -> Iterator[bool]:
         """Hold the job's lock while inside; False (not held) if another process has it and not `wait`."""
-        lock = self.root / "locks" / f"{job.name}.lock"
+        lock = self.lock(job)
         lock.parent.mkdir(parents=True, exist_ok=True)
         with open(lock, "a") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                yield False
-                return
-            yield True
+                held = False
+            else:
+                held = True
+            yield held
 
     def write_part(self, job: Job, result: RunResult, record: dict) -> None:
         rows = pd.DataFrame([asdict(e) for e in result.epochs], columns=[f.name for f in fields(EpochMetrics)])
@@ -125,7 +131,7 @@ class Workspace:
         """Remove the checkpoints and locks of finished jobs, and the temporary files a kill left.
         No process writes for a finished job any more: a claim always looks for the part first."""
         for job in jobs:
-            leftovers = [self.checkpoint(job), self.root / "locks" / f"{job.name}.lock",
+            leftovers = [self.checkpoint(job), self.lock(job),
                          *(self.root / "checkpoints").glob(f".{job.name}.*.tmp"),
                          *(self.root / "parts").glob(f".{job.name}.*.tmp")]
             for path in leftovers:
@@ -184,10 +190,10 @@ def join_cluster(device: str) -> Cluster:
 class Progress:
     """A live bar per rank (epochs, epochs/s, ETA, architectures done) and a line per finished job."""
 
-    def __init__(self, ws: Workspace, jobs: list[Job], cluster: Cluster, epochs: int, expected: list[Job]):
+    def __init__(self, ws: Workspace, jobs: list[Job], cluster: Cluster, epochs: int, expected: int):
         self.ws, self.jobs, self.rank, self.epochs = ws, jobs, cluster.rank, epochs
         self.architectures = len({j.arch_id for j in jobs})
-        self.bar = tqdm(total=len(expected) * epochs, unit="epoch", desc=f"rank {cluster.rank}",
+        self.bar = tqdm(total=expected * epochs, unit="epoch", desc=f"rank {cluster.rank}",
                         position=cluster.rank, dynamic_ncols=True, disable=None, file=sys.stderr)
         self.lock = threading.Lock()
 
@@ -196,7 +202,7 @@ class Progress:
             self.bar.total += self.epochs
             self.bar.refresh()
 
-    def epoch(self, metrics: EpochMetrics) -> None:
+    def epoch(self) -> None:
         with self.lock:
             self.bar.update()
 
@@ -233,7 +239,7 @@ class Trainer:
         def on_epoch(metrics: EpochMetrics) -> None:
             nonlocal new_epochs
             new_epochs += 1
-            self.progress.epoch(metrics)
+            self.progress.epoch()
 
         started = time.time()
         result = train(job.scheme, self.data, self.training, job.seed, device=self.cluster.device,
@@ -351,8 +357,7 @@ def cost(jobs: list[Job], shape: tuple[int, int, int], n_train: int, n_test: int
 def cpu_epoch_seconds(jobs: list[Job], data: DeviceData, training: Training) -> np.ndarray:
     """Seconds per epoch of each job on this CPU, measured on the smallest and the largest network
     (2048 training images, 1024 test images, the second epoch) and interpolated in MACs."""
-    shape = (data.in_channels, data.input_size, data.num_classes)
-    macs = np.array([count_macs(j.scheme, *shape) for j in jobs], dtype=float)
+    macs = np.array([count_macs(j.scheme, *data.shape) for j in jobs], dtype=float)
     sample = replace(data, train_x=data.train_x[:2048], train_y=data.train_y[:2048],
                      test_x=data.test_x[:1024], test_y=data.test_y[:1024])
     weight = lambda n_train, n_test: n_train + n_test / 3  # a test image costs a third of a training one
@@ -368,7 +373,7 @@ def describe_cost(jobs: list[Job], data: DeviceData, training: Training, cluster
                   measure: bool) -> tuple[str, float | None]:
     """What the run costs, as text; with `measure`, on a CPU, also the hours with this many processes."""
     n_train, n_test = len(data.train_y), len(data.test_y)
-    steps, flop = cost(jobs, (data.in_channels, data.input_size, data.num_classes), n_train, n_test, training)
+    steps, flop = cost(jobs, data.shape, n_train, n_test, training)
     text = (f"cost: {len(jobs)} trainings x {training.epochs} epochs on {n_train} + {n_test} images = "
             f"{steps:,} optimizer steps, {flop:.3g} FLOP")
     if not measure or cluster.device.type != "cpu":
@@ -390,9 +395,7 @@ def merge(ws: Workspace, recipe: Recipe, jobs: list[Job], test_items: int) -> Ta
     epochs = pd.concat(frames, ignore_index=True).sort_values(["arch_id", "seed", "epoch"], ignore_index=True)
     runs = pd.DataFrame(records)
     schemes = {j.arch_id: j.scheme for j in jobs}
-    shape = records[0]["dataset"]
-    architectures = describe_architectures(list(schemes.values()), list(schemes), shape["in_channels"],
-                                           shape["input_size"], shape["num_classes"])
+    architectures = describe_architectures(list(schemes.values()), list(schemes), *recipe.dataset.shape)
     # MaxAccuracy: the best test accuracy of each seed's run (0 for a run that diverged in its
     # first epoch), averaged over the seeds.
     best = epochs.groupby(["arch_id", "seed"])["test_accuracy"].max()
@@ -408,7 +411,7 @@ def merge(ws: Workspace, recipe: Recipe, jobs: list[Job], test_items: int) -> Ta
         "versions": {"naap": naap.__version__, "torch": torch.__version__,
                      "torchvision": torchvision.__version__, "python": platform.python_version(),
                      "numpy": np.__version__, "pandas": pd.__version__},
-        "dataset": shape,
+        "dataset": records[0]["dataset"],
         "architectures": len(schemes), "seeds": sorted(runs["seed"].unique().tolist()),
         "diverged": runs.loc[runs["diverged"], ["arch_id", "seed"]].to_dict("records"),
         "split_test_items": test_items,
@@ -547,7 +550,7 @@ def _train(ws: Workspace, jobs: list[Job], cluster: Cluster, data: DeviceData, t
     # With one process, ddp is the shard strategy; and the record says so.
     strategy = "ddp" if strategy == "ddp" and cluster.world > 1 else "shard"
     share = jobs if strategy == "ddp" else jobs[cluster.rank::cluster.world]
-    progress = Progress(ws, jobs, cluster, training.epochs, [j for j in share if not ws.part(j).exists()])
+    progress = Progress(ws, jobs, cluster, training.epochs, sum(not ws.part(j).exists() for j in share))
     trainer = Trainer(ws, cluster, data, training, strategy, progress)
     try:
         if strategy == "ddp":
