@@ -124,7 +124,7 @@ def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
                                 weight_decay=training.weight_decay, nesterov=training.nesterov)
     order = torch.Generator().manual_seed(seed)
     fingerprint = {"scheme": scheme_to_dicts(scheme), "seed": seed, "training": asdict(training) | {"seeds": None},
-                   "data": [data.name, len(data.train_y), len(data.test_y)], "ranks": world if ddp else 1}
+                   "data": [data.name, len(data.train_y), len(data.test_y)], "ranks": world}
     epochs: list[EpochMetrics] = []
     diverged = False
     saved = _load_checkpoint(checkpoint, fingerprint, rank, ddp, device)
