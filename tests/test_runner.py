@@ -18,8 +18,7 @@ import yaml
 from naap.cli import main
 from naap.recipe import load_recipe
 from naap.errors import NaapError
-from naap.runner import Cluster, Job, Workspace, check_shared, cost
-from naap.space import generate_schemes
+from naap.runner import Cluster, Workspace, check_shared, cost, plan
 from naap.split import split_is_test
 from naap.tables import load_tables, read_provenance
 from tests.conftest import REPO
@@ -206,8 +205,7 @@ def test_estimate_prints_steps_flop_and_cpu_hours_without_training(workdir, caps
     assert main(["dataset", str(SMOKE), "--estimate"]) == 0
     out = capsys.readouterr().out
     recipe = load_recipe(SMOKE)
-    jobs = [Job(i, s, scheme) for i, scheme in enumerate(generate_schemes(recipe.search_space, recipe.generator), 1)
-            for s in recipe.training.seeds]
+    jobs, _ = plan(recipe, None)
     steps, flop = cost(jobs, recipe.dataset.shape, 1024, 512, recipe.training)
     assert steps == 8 * (1024 // 128) * 2
     assert f"{steps:,} optimizer steps, {flop:.3g} FLOP" in out and "images/s" in out
@@ -215,7 +213,7 @@ def test_estimate_prints_steps_flop_and_cpu_hours_without_training(workdir, caps
 
 def test_cost_of_naap440_is_that_of_spec_section_7():
     recipe = load_recipe(REPO / "recipes" / "naap440.yaml")
-    jobs = [Job(i, 0, s) for i, s in enumerate(generate_schemes(recipe.search_space, recipe.generator), 1)]
+    jobs, _ = plan(recipe, None)
     steps, flop = cost(jobs, recipe.dataset.shape, 50_000, 10_000, recipe.training)
     assert steps == 440 * 90 * 196
     assert round(flop / 1e15, 1) == 6.7

@@ -19,8 +19,8 @@ from naap.recipe import DatasetSpec, Training, load_recipe
 from naap.space import Layer
 from naap.network import build_network
 from naap.train import EpochMetrics, seed_everything, train, with_sync_batchnorm
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = (Layer(3, 12, 2, False), Layer(3, 16, 2, False), Layer(1, 16, 1, True))
 OTHER = (Layer(3, 16, 2, False), Layer(3, 24, 2, False), Layer(3, 24, 1, False), Layer(1, 32, 2, False))
 # 350 training images in batches of 64: six batches, the last one partial (30 images).
