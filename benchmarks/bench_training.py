@@ -90,9 +90,9 @@ def main() -> None:
     schemes = sorted(generate_schemes(recipe.search_space, recipe.generator), key=count_macs)
     scheme = schemes[len(schemes) // 2]  # the median architecture by MACs
     with tempfile.TemporaryDirectory() as tmp:
-        root = write_synthetic_cifar10(Path(tmp), args.images, args.images // 5).parent
+        write_synthetic_cifar10(Path(tmp), args.images, args.images // 5)
         start = time.perf_counter()
-        data = load_dataset(DatasetSpec("cifar10-folder", root=str(root)), training)
+        data = load_dataset(DatasetSpec("cifar10-folder", root=tmp), training)
         load_seconds = time.perf_counter() - start
         naap_seconds = [e.epoch_seconds for e in train(scheme, data, training, seed).epochs]
 
