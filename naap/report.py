@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from naap.metrics import max_violations  # noqa: E402
 from naap.protocols import METRICS  # noqa: E402
 from naap.tables import atomic_write, write_parquet  # noqa: E402
 
@@ -101,7 +102,18 @@ def _interval_column(header, frame, metric, fmt, best) -> Column:
     return column
 
 
-def paper_table(summary: pd.DataFrame, order: list[str]) -> Table:
+def _sizes(results: pd.DataFrame, protocol: str) -> tuple[str, str]:
+    """The training and test rows of the protocol's fits, as text ("40", or "40-41" where folds differ)."""
+    rows = results[results["protocol"] == protocol]
+
+    def span(column: str) -> str:
+        low, high = rows[column].min(), rows[column].max()
+        return f"{low}" if low == high else f"{low}-{high}"
+
+    return span("train_items"), span("test_items")
+
+
+def paper_table(summary: pd.DataFrame, results: pd.DataFrame, order: list[str]) -> Table:
     paper = summary[summary["protocol"] == "paper"]
     budgets = sorted(paper["budget"].unique())
     names = [n for n in order if n in set(paper["predictor"])]
@@ -111,13 +123,14 @@ def paper_table(summary: pd.DataFrame, order: list[str]) -> Table:
         columns += [_column(f"{budget} ep. MAE", at["mae"].tolist(), "{:.4f}".format, "min"),
                     _column(f"{budget} ep. mono.", at["monotonicity"].tolist(), "{:.3f}".format, "max"),
                     _column(f"{budget} ep. viol.", at["violations"].astype(int).tolist(), "{:d}".format, "min")]
-    seeds = int(paper["runs"].iloc[0]) if len(paper) else 0
-    note = (f"Published split (400 train, 40 test), features standardised, {seeds} seeds per cell; each "
-            "cell is the seed with the median violations (of 780 pairs). Best per column in bold.")
+    train, test = _sizes(results, "paper")
+    pairs = max_violations(int(test))
+    note = (f"Published split ({train} train, {test} test), features standardised, {paper['runs'].iloc[0]} seeds "
+            f"per cell; each cell is the seed with the median violations (of {pairs} pairs). Best per column in bold.")
     return Table("Paper protocol (SPEC section 6)", note, columns)
 
 
-def cv_tables(summary: pd.DataFrame) -> list[Table]:
+def cv_tables(summary: pd.DataFrame, results: pd.DataFrame) -> list[Table]:
     cv = summary[summary["protocol"] == "cv"]
     tables = []
     for budget in sorted(cv["budget"].unique()):
@@ -130,8 +143,7 @@ def cv_tables(summary: pd.DataFrame) -> list[Table]:
             _interval_column("Violations [95 % CI]", at, "violations", "{:.1f}".format, "min"),
             _column("p vs best τ", at["p_vs_best"].tolist(), "{:.3f}".format),
         ]
-        runs = int(at["runs"].iloc[0])
-        note = (f"{runs} folds of 40 test items (repeated k-fold over all architectures, stratified by accuracy); "
+        note = (f"{at['runs'].iloc[0]} folds of {_sizes(results, 'cv')[1]} test items (repeated k-fold over all architectures, stratified by accuracy); "
                 "mean and 95 % interval with the Nadeau-Bengio correction for overlapping training sets. "
                 "p vs best τ: corrected paired t-test against the predictor with the best mean τ; "
                 "p > 0.05 means the data cannot tell the two apart.")
@@ -155,7 +167,7 @@ def headline(summary: pd.DataFrame) -> list[str]:
             tied = at[(at["p_vs_best"] > 0.05) & (at["predictor"] != best["predictor"])]["predictor"].tolist()
             lines.append(f"Cross-validation, {budget} epochs: **{best['predictor']}**, Kendall τ "
                          f"{best['kendall_tau']:.3f} [{best['kendall_tau_low']:.3f}, {best['kendall_tau_high']:.3f}], "
-                         f"{best['violations']:.1f} violations per 40 items"
+                         f"{best['violations']:.1f} violations per test fold"
                          + (f"; not distinguishable from it (p > 0.05): {', '.join(tied)}." if tied else "."))
     return lines
 
@@ -224,7 +236,7 @@ def figure_tau_vs_budget(summary):
 
 
 def figure_rank_matrix(summary, predictions):
-    """Rows: predictors (fewest violations on top); columns: the 40 test architectures in true order;
+    """Rows: predictors (fewest violations on top); columns: the test architectures in true order;
     colour: the rank the predictor gives. A perfect predictor is a smooth ramp."""
     budget, ranked = _paper_ranking(summary)
     order = ranked["predictor"].tolist()
@@ -249,8 +261,8 @@ differences, curve statistics); its C, nu and gamma were chosen once by 5-fold C
 split's 400 training rows, which overlap the cv test folds. Curve extrapolation fits the
 best-so-far accuracy with c - a t^-alpha, extrapolates to the last epoch and regresses on that and
 the scheme columns (at 0 epochs it is gradient boosting on the eight scheme columns). Violations
-are pairs of test architectures ordered the wrong way round (of 780 for 40 items); monotonicity
-= 1 - violations / pairs."""
+are pairs of test architectures ordered the wrong way round (of n (n - 1) / 2 pairs for n test
+items, 780 for 40); monotonicity = 1 - violations / pairs."""
 
 
 def _png(fig) -> bytes:
@@ -316,7 +328,7 @@ def write_leaderboard(out: str | Path, results: pd.DataFrame, predictions: pd.Da
     atomic_write(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.6g"))
 
     has_paper = (summary["protocol"] == "paper").any()
-    tables = ([paper_table(summary, order)] if has_paper else []) + cv_tables(summary)
+    tables = ([paper_table(summary, results, order)] if has_paper else []) + cv_tables(summary, results)
     figures = {}  # file name: (title, PNG bytes), in the order shown
     if has_paper:
         figures["predicted_vs_true.png"] = ("Predicted vs true accuracy of the best predictors (paper split)",
