@@ -8,7 +8,6 @@ host synchronisation per epoch, not per step.
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import threading
