@@ -209,14 +209,15 @@ class Progress:
     def finished(self, job: Job, result: RunResult, seconds: float, new_epochs: int) -> None:
         done = sum(self.ws.part(j).exists() for j in self.jobs)
         k = len(result.epochs)
-        outcome = ", ".join(
-            ([f"DIVERGED in epoch {k + 1}"] if result.diverged else [])
-            + ([f"max accuracy {max(e.test_accuracy for e in result.epochs):.4f} over {k} epochs"] if k else []))
+        outcome = [f"DIVERGED in epoch {k + 1}"] if result.diverged else []
+        if k:
+            outcome.append(f"max accuracy {max(e.test_accuracy for e in result.epochs):.4f} over {k} epochs")
         with self.lock:
             self.bar.update(self.epochs - new_epochs)  # epochs resumed from a checkpoint or cut by divergence
             self.bar.set_postfix_str(f"{done}/{len(self.jobs)} trainings done")
-            tqdm.write(f"[rank {self.rank}] arch {job.arch_id}/{self.architectures} seed {job.seed}: {outcome}, "
-                       f"{new_epochs} trained here in {seconds:.1f} s ({done}/{len(self.jobs)} done)")
+            tqdm.write(f"[rank {self.rank}] arch {job.arch_id}/{self.architectures} seed {job.seed}: "
+                       f"{', '.join(outcome)}, {new_epochs} trained here in {seconds:.1f} s "
+                       f"({done}/{len(self.jobs)} done)")
 
     def close(self) -> None:
         self.bar.close()
