@@ -238,7 +238,10 @@ def _summarise_cv(cv: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     summary = pd.DataFrame(rows)
     summary["p_vs_best"] = np.nan
     for budget, at_budget in summary.groupby("budget"):
-        best = at_budget.loc[at_budget["kendall_tau"].idxmax(), "predictor"]
+        taus = at_budget["kendall_tau"].dropna()  # NaN: constant predictions
+        if taus.empty:
+            continue
+        best = at_budget.loc[taus.idxmax(), "predictor"]
         folds = cv[cv["budget"] == budget].pivot(index="fold", columns="predictor", values="kendall_tau")
         reference = cv[(cv["budget"] == budget) & (cv["predictor"] == best)]
         for index, predictor in at_budget["predictor"].items():

@@ -97,8 +97,8 @@ def _column(header, values, fmt, best=None) -> Column:
 def _interval_column(header, frame, metric, fmt, best) -> Column:
     """The mean, its 95 % interval in the text: `mean [low, high]`."""
     column = _column(header, frame[metric].tolist(), fmt, best)
-    column.text = [f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]" for m, lo, hi in
-                   zip(frame[metric], frame[f"{metric}_low"], frame[f"{metric}_high"])]
+    column.text = ["–" if m is None else f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]" for m, lo, hi in
+                   zip(column.values, frame[f"{metric}_low"], frame[f"{metric}_high"])]
     return column
 
 
@@ -209,9 +209,9 @@ def figure_predicted_vs_true(summary, predictions, count: int = 4):
 
 def figure_tau_vs_budget(summary):
     """The best member of each family at each budget; cv: mean with its 95 % interval as error bars
-    (families side by side around each budget)."""
+    (families side by side around each budget). A predictor without a tau (constant predictions) is left out."""
     protocol = "cv" if (summary["protocol"] == "cv").any() else "paper"
-    frame = summary[summary["protocol"] == protocol]
+    frame = summary[(summary["protocol"] == protocol) & summary["kendall_tau"].notna()]
     families = sorted(frame["family"].unique())
     budgets = sorted(frame["budget"].unique())
     step = min(np.diff(budgets)) if len(budgets) > 1 else 1

@@ -65,6 +65,20 @@ def test_page_is_self_contained(board):
         assert (board / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_constant_predictor_has_no_tau_and_the_report_is_still_written(tmp_path):
+    """Constant predictions have no rank correlation (NaN): '–' in the tables, left out of the tau figure."""
+    if not (DATA / "architectures.parquet").exists():
+        pytest.skip(f"{DATA} is absent")
+    out = tmp_path / "lb"
+    assert cli.main(["leaderboard", str(DATA), "--out", str(out), "--protocol", "cv", "--budgets", "0",
+                     "--cv-repeats", "1", "--predictor-set", "none", "--predictor", "1-NN",
+                     "--predictor", "sklearn.dummy:DummyRegressor", "--jobs", "2", "--quiet"]) == 0
+    readme = (out / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| sklearn.dummy:DummyRegressor |"))
+    assert row.split(" | ")[1:3] == ["–", "–"]  # Kendall tau, Spearman rho
+    assert (out / "kendall_tau_vs_budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.fixture
 def page(board):
     if not CHROMIUM.exists():
