@@ -22,7 +22,7 @@ from naap.recipe import DatasetSpec, Training
 
 TRAINING = Training(epochs=1, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False,
                     lr_factor=0.1, lr_cycle=3, mean=0.5, std=0.5, seeds=(0,))
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION = Path(datasets.DEFAULT_ROOTS["fashion-mnist"])  # where Debian installs it
 
 
 def read_batch(path: Path) -> dict:

@@ -14,7 +14,7 @@ from naap.tables import load_tables, read_provenance
 from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "fmnist-mini.yaml"
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST = Path(load_recipe(RECIPE).dataset.root)
 
 
 @pytest.mark.skipif(not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
