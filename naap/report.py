@@ -316,17 +316,38 @@ SORT_SCRIPT = """document.querySelectorAll("table.sortable th").forEach((th, col
 }));"""
 
 
+def readme_text(command: str, best: list[str], tables: list[Table], figures: dict) -> str:
+    readme = ["# Leaderboard", "", f"Produced by `{command}`.", "", *[f"- {line}" for line in best], "",
+              ABOUT, ""]
+    for table in tables:
+        readme += [f"## {table.title}", "", table.note, "", markdown_table(table), ""]
+    readme += ["## Figures", ""] + [f"![{title}]({name})\n" for name, (title, _) in figures.items()]
+    readme += ["Tables: `results.parquet` (one row per fit), `summary.parquet` / `summary.csv`, "
+               "`predictions.parquet`; the same tables, sortable, in `index.html`.", ""]
+    return "\n".join(readme)
+
+
+def html_page(command: str, best: list[str], tables: list[Table], figures: dict) -> str:
+    """One self-contained page: the figures are inlined as base64 PNG."""
+    images = "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
+                     f'src="data:image/png;base64,{base64.b64encode(data).decode()}">\n'
+                     for title, data in figures.values())
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>naap leaderboard</title>'
+            f"<style>{STYLE}</style></head><body>\n<h1>naap leaderboard</h1>\n"
+            f"<p>Produced by <code>{html.escape(command)}</code>. Click a column header to sort.</p>\n<ul>"
+            + "".join(f"<li>{html.escape(line).replace('**', '')}</li>" for line in best) + "</ul>\n"
+            + f"<p>{html.escape(ABOUT)}</p>\n"
+            + "\n".join(html_table(t) for t in tables) + "\n" + images
+            + f"<script>{SORT_SCRIPT}</script></body></html>\n")
+
+
 def write_leaderboard(out: str | Path, results: pd.DataFrame, predictions: pd.DataFrame, summary: pd.DataFrame,
                       order: list[str], command: str, provenance: dict) -> list[Path]:
-    """Write every output into `out`; returns the paths written."""
+    """Write every output into `out`; returns the paths written. Everything is rendered before the
+    first file is written, so a failing figure leaves an earlier leaderboard in `out` as it was."""
     out = Path(out)
-    write_parquet(results, out / "results.parquet", RESULTS_SCHEMA, provenance)
     predictions = predictions[predictions["protocol"] == "paper"]
-    write_parquet(predictions, out / "predictions.parquet", PREDICTIONS_SCHEMA, provenance)
     summary = summary.reindex(columns=SUMMARY_SCHEMA.names)
-    write_parquet(summary, out / "summary.parquet", SUMMARY_SCHEMA, provenance)
-    atomic_write(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.6g"))
-
     has_paper = (summary["protocol"] == "paper").any()
     tables = ([paper_table(summary, results, order)] if has_paper else []) + cv_tables(summary, results)
     figures = {}  # file name: (title, PNG bytes), in the order shown
@@ -337,29 +358,17 @@ def write_leaderboard(out: str | Path, results: pd.DataFrame, predictions: pd.Da
                                             _png(figure_tau_vs_budget(summary)))
     if has_paper:
         figures["rank_matrix.png"] = ("The paper split's rank matrix", _png(figure_rank_matrix(summary, predictions)))
+    best = headline(summary)
+    texts = {"README.md": readme_text(command, best, tables, figures),
+             "index.html": html_page(command, best, tables, figures)}
+
+    write_parquet(results, out / "results.parquet", RESULTS_SCHEMA, provenance)
+    write_parquet(predictions, out / "predictions.parquet", PREDICTIONS_SCHEMA, provenance)
+    write_parquet(summary, out / "summary.parquet", SUMMARY_SCHEMA, provenance)
+    atomic_write(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.6g"))
     for name, (_, data) in figures.items():
         atomic_write(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
-
-    best = headline(summary)
-    readme = ["# Leaderboard", "", f"Produced by `{command}`.", "", *[f"- {line}" for line in best], "",
-              ABOUT, ""]
-    for table in tables:
-        readme += [f"## {table.title}", "", table.note, "", markdown_table(table), ""]
-    readme += ["## Figures", ""] + [f"![{title}]({name})\n" for name, (title, _) in figures.items()]
-    readme += ["Tables: `results.parquet` (one row per fit), `summary.parquet` / `summary.csv`, "
-               "`predictions.parquet`; the same tables, sortable, in `index.html`.", ""]
-    atomic_write(out / "README.md", lambda tmp: Path(tmp).write_text("\n".join(readme), encoding="utf-8"))
-
-    images = "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
-                     f'src="data:image/png;base64,{base64.b64encode(data).decode()}">\n'
-                     for title, data in figures.values())
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>naap leaderboard</title>'
-            f"<style>{STYLE}</style></head><body>\n<h1>naap leaderboard</h1>\n"
-            f"<p>Produced by <code>{html.escape(command)}</code>. Click a column header to sort.</p>\n<ul>"
-            + "".join(f"<li>{html.escape(line).replace('**', '')}</li>" for line in best) + "</ul>\n"
-            + f"<p>{html.escape(ABOUT)}</p>\n"
-            + "\n".join(html_table(t) for t in tables) + "\n" + images
-            + f"<script>{SORT_SCRIPT}</script></body></html>\n")
-    atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    for name, text in texts.items():
+        atomic_write(out / name, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
     return [out / n for n in ("results.parquet", "predictions.parquet", "summary.parquet", "summary.csv",
-                              "README.md", "index.html", *figures)]
+                              *texts, *figures)]
