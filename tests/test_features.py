@@ -1,4 +1,5 @@
 """Feature sets: the paper's exact columns, no leakage beyond the budget, bad input rejected."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def test_curve_set_differences(frame):
 def test_nothing_beyond_the_budget_leaks(frame, name, budget):
     """Scramble every later epoch, the target and the split: the features stay the same."""
     rng = np.random.default_rng(budget)
-    later = [c for c in frame.columns if c.startswith("e") and int(c[1:].rstrip("LossMeanMedianAccuracy")) > budget]
+    later = [c for c in frame.columns if (m := re.fullmatch(r"e(\d+)\D+", c)) and int(m.group(1)) > budget]
     scrambled = frame.copy()
     for column in later + ["MaxAccuracy", "IsTest"]:
         scrambled[column] = rng.permutation(scrambled[column].to_numpy())
