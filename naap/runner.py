@@ -96,7 +96,16 @@ class Workspace:
                                           for p in self.root.iterdir()):
                 raise NaapError(f"{self.root}: not empty and not made by `naap dataset` (no recipe.yaml); "
                                 f"choose another --out")
-            atomic_write(self.recipe_copy, lambda tmp: shutil.copyfile(recipe.path, tmp))
+            # Linked in, never renamed over: of runs starting at once, the first one's recipe is kept
+            # and the others are checked against it.
+            mine = self.root / f".recipe.{uuid.uuid4().hex}.yaml"
+            atomic_write(mine, lambda tmp: shutil.copyfile(recipe.path, tmp))
+            try:
+                os.link(mine, self.recipe_copy)
+            except FileExistsError:
+                pass
+            finally:
+                mine.unlink()
         kept = load_recipe(self.recipe_copy)
         differ = [key for key in DATA_KEYS if kept.raw.get(key) != recipe.raw.get(key)]
         if differ:

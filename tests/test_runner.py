@@ -4,6 +4,7 @@ Every run trains recipes/smoke.yaml (synthetic data, seconds on a CPU) in a scra
 as a real process (python -m naap, or torchrun with gloo), one intra-op thread each.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,6 +157,21 @@ def test_a_directory_made_from_another_recipe_is_refused(workdir, baseline, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "recipe.yaml" in err and "training" in err
     assert part_files(baseline) == before
+
+
+def test_of_two_runs_starting_at_once_on_a_new_directory_the_first_recipe_is_kept(tmp_path, monkeypatch):
+    first, second = load_recipe(SMOKE), load_recipe(recipe_variant(tmp_path, "other.yaml", training__epochs=3))
+    ws, copy = Workspace(tmp_path / "out"), shutil.copyfile
+
+    def first_run_adopts_meanwhile(source, target):  # the second run has seen no recipe.yaml yet
+        monkeypatch.setattr(shutil, "copyfile", copy)
+        ws.adopt(first)
+        return copy(source, target)
+    monkeypatch.setattr(shutil, "copyfile", first_run_adopts_meanwhile)
+    with pytest.raises(NaapError, match="made from another recipe"):
+        ws.adopt(second)
+    assert load_recipe(ws.recipe_copy).raw == first.raw
+    assert [p.name for p in ws.root.iterdir()] == ["recipe.yaml"]
 
 
 def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
