@@ -278,12 +278,13 @@ def _ensure_synthetic(root: Path, train_size: int, test_size: int) -> None:
     def present() -> bool:
         if not meta_path.exists():
             return False
-        with open(meta_path, "rb") as f:
-            meta = pickle.load(f, encoding="bytes")
-        if b"naap_synthetic" not in meta:
+        try:
+            with open(meta_path, "rb") as f:
+                written = pickle.load(f, encoding="bytes")[b"naap_synthetic"]
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError):
             raise NaapError(f"{meta_path}: a CIFAR-10-format set naap did not generate; "
-                            f"the synthetic dataset needs its own dataset.root")
-        return meta[b"naap_synthetic"] == wanted
+                            f"the synthetic dataset needs its own dataset.root") from None
+        return written == wanted
     if not present():
         with _locked(root):
             if not present():

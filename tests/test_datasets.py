@@ -91,6 +91,9 @@ def test_synthetic_dataset_refuses_a_folder_it_did_not_write(tmp_path, synthetic
     (folder / "batches.meta").write_bytes(pickle.dumps(meta))
     with pytest.raises(NaapError, match="batches.meta.*did not generate"):
         load_dataset(DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10), TRAINING)
+    (folder / "batches.meta").write_bytes(b"not a pickle")
+    with pytest.raises(NaapError, match="batches.meta.*did not generate"):
+        load_dataset(DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10), TRAINING)
 
 
 def test_synthetic_classes_are_distinguishable(synthetic_root):
