@@ -56,7 +56,9 @@ def check_budget(frame: pd.DataFrame, budget: int, source: str = "dataset") -> N
         raise NaapError(f"{source}: budget of {budget} epochs is outside the {available} epochs recorded ({columns})")
 
 
-def _columns(frame: pd.DataFrame, columns, source: str) -> pd.DataFrame:
+def _select(frame: pd.DataFrame, columns, source: str) -> pd.DataFrame:
+    """`columns` of `frame` as floats, NumParams and NumMACs as logarithms; a missing column or value
+    is a NaapError naming `source`, the column and the ModelId."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise NaapError(f"{source}: missing column '{missing[0]}'")
@@ -79,16 +81,16 @@ def _epoch_columns(budget: int, kinds=EPOCH_COLUMNS) -> list[str]:
 
 def paper_features(frame: pd.DataFrame, budget: int, source: str = "dataset") -> pd.DataFrame:
     if budget == 0:
-        return _columns(frame, PAPER_SCHEME_COLUMNS, source)
-    return _columns(frame, SCHEME_COLUMNS + tuple(_epoch_columns(budget)), source)
+        return _select(frame, PAPER_SCHEME_COLUMNS, source)
+    return _select(frame, SCHEME_COLUMNS + tuple(_epoch_columns(budget)), source)
 
 
 def curve_features(frame: pd.DataFrame, budget: int, source: str = "dataset") -> pd.DataFrame:
-    scheme = _columns(frame, SCHEME_COLUMNS + EXTRA_SCHEME_COLUMNS, source)
+    scheme = _select(frame, SCHEME_COLUMNS + EXTRA_SCHEME_COLUMNS, source)
     if budget == 0:
         return scheme
-    accuracy = _columns(frame, _epoch_columns(budget, ("Accuracy",)), source)
-    loss = _columns(frame, _epoch_columns(budget, ("LossMean",)), source)
+    accuracy = _select(frame, _epoch_columns(budget, ("Accuracy",)), source)
+    loss = _select(frame, _epoch_columns(budget, ("LossMean",)), source)
     parts = [scheme, accuracy, loss]
     for order in (1, 2):
         if budget > order:
@@ -104,7 +106,7 @@ def curve_features(frame: pd.DataFrame, budget: int, source: str = "dataset") ->
 
 
 def accuracy_features(frame: pd.DataFrame, budget: int, source: str = "dataset") -> pd.DataFrame:
-    return _columns(frame, SCHEME_COLUMNS + EXTRA_SCHEME_COLUMNS + tuple(_epoch_columns(budget, ("Accuracy",))), source)
+    return _select(frame, SCHEME_COLUMNS + EXTRA_SCHEME_COLUMNS + tuple(_epoch_columns(budget, ("Accuracy",))), source)
 
 
 FEATURE_SETS = {"paper": paper_features, "curve": curve_features, "accuracy": accuracy_features}
@@ -124,4 +126,4 @@ def accuracy_columns(columns) -> list[str]:
 
 
 def target(frame: pd.DataFrame, source: str = "dataset") -> pd.Series:
-    return _columns(frame, (TARGET,), source)[TARGET]
+    return _select(frame, (TARGET,), source)[TARGET]

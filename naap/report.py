@@ -116,7 +116,8 @@ def _sizes(results: pd.DataFrame, protocol: str) -> tuple[str, str]:
 def paper_table(summary: pd.DataFrame, results: pd.DataFrame, order: list[str]) -> Table:
     paper = summary[summary["protocol"] == "paper"]
     budgets = sorted(paper["budget"].unique())
-    names = [n for n in order if n in set(paper["predictor"])]
+    present = set(paper["predictor"])
+    names = [n for n in order if n in present]
     columns = [Column("Predictor", names, names)]
     for budget in budgets:
         at = paper[paper["budget"] == budget].set_index("predictor").reindex(names)
