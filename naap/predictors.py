@@ -68,7 +68,9 @@ def _power(y, exponent):
 
 
 def _inverse_power(prediction, exponent):
-    return np.power(prediction + 1.0, exponent)
+    """(prediction + 1)^D, floored at 0: a linear model can extrapolate below -1, where a
+    fractional power has no real value (never on NAAP-440, but on small rebuilt datasets)."""
+    return np.power(np.maximum(prediction + 1.0, 0.0), exponent)
 
 
 def knn(k: int) -> Pipeline:

@@ -111,18 +111,21 @@ def run_fit(fit: Fit, X_train, y_train, X_test, y_test, arch_ids, horizon: int):
     exact ties (k-NN distances on two features) would then break differently."""
     fitted = fit.predictors[-1]
     model = _configured(fitted.make(), horizon)
+    where = f"({fit.protocol} protocol, budget {fit.budget}, seed {fit.seed})"
     with threadpool_limits(1):
         np.random.seed(fit.seed)
         random.seed(fit.seed)
         start = time.perf_counter()
-        model.fit(X_train, y_train)
-        seconds = time.perf_counter() - start
-        if len(fit.predictors) > 1:
-            by_members = predict_members(model, X_test, [p.members for p in fit.predictors])
-            predicted = {p.name: by_members[p.members] for p in fit.predictors}
-        else:
-            predicted = {fitted.name: np.asarray(model.predict(X_test), dtype=float).ravel()}
-    where = f"({fit.protocol} protocol, budget {fit.budget}, seed {fit.seed})"
+        try:
+            model.fit(X_train, y_train)
+            seconds = time.perf_counter() - start
+            if len(fit.predictors) > 1:
+                by_members = predict_members(model, X_test, [p.members for p in fit.predictors])
+                predicted = {p.name: by_members[p.members] for p in fit.predictors}
+            else:
+                predicted = {fitted.name: np.asarray(model.predict(X_test), dtype=float).ravel()}
+        except Exception as exc:  # a predictor's own failure (a plug-in's, say): one line naming it
+            raise NaapError(f"predictor '{fitted.name}' failed {where}: {type(exc).__name__}: {exc}") from None
     rows, predictions = [], []
     for p in fit.predictors:
         if predicted[p.name].shape != y_test.shape:

@@ -58,6 +58,8 @@ def test_paper_regressor_settings():
     y = np.array([0.5, 0.6, 0.7])
     np.testing.assert_allclose(target.func(y), y ** 4 - 1)
     np.testing.assert_allclose(target.inverse_func(target.func(y)), y)
+    # Below the transform's range (a linear model extrapolating far down) the prediction is 0, not NaN.
+    assert target.inverse_func(np.array([-1.5, -1.0])).tolist() == [0.0, 0.0]
 
 
 @parametrize_with_checks([predictors.CurveExtrapolationRegressor(),
@@ -203,3 +205,25 @@ def test_a_predictor_that_predicts_nan_is_one_clear_line(plugin_module, capsys, 
     assert code == 2 and "predictor 'nan_predictor:factory' predicted a non-finite value" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "lb").exists()
     sys.modules.pop("nan_predictor", None)
+
+
+def test_a_predictor_that_raises_is_one_clear_line(plugin_module, capsys, tmp_path):
+    (tmp_path / "failing_predictor.py").write_text(textwrap.dedent('''
+        from sklearn.dummy import DummyRegressor
+
+
+        class Failing(DummyRegressor):
+            def fit(self, X, y):
+                raise RuntimeError("out of ideas")
+
+
+        def factory():
+            return Failing()
+    '''))
+    code = cli.main(["leaderboard", str(DATA), "--out", str(tmp_path / "lb"), "--protocol", "paper", "--budgets", "0",
+                     "--predictor-set", "none", "--predictor", "failing_predictor:factory", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "lb").exists()
+    assert "predictor 'failing_predictor:factory' failed (paper protocol, budget 0, seed" in err
+    assert "RuntimeError: out of ideas" in err
+    sys.modules.pop("failing_predictor", None)
