@@ -31,6 +31,9 @@ PAPER_SEEDS = tuple(range(20220905, 20220910))
 CV_SEED = 20220905
 CV_TEST_ITEMS = 40
 METRICS = ("mae", "violations", "monotonicity", "kendall_tau", "spearman")
+# Intervals are cut to what a metric can be (few, small folds give wide t-intervals).
+METRIC_RANGES = {"mae": (0.0, np.inf), "violations": (0.0, np.inf), "monotonicity": (0.0, 1.0),
+                 "kendall_tau": (-1.0, 1.0), "spearman": (-1.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -235,8 +238,9 @@ def _summarise_cv(cv: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         for metric in METRICS:
             values = group[metric].astype(float)
             row[metric] = values.mean()
-            row[f"{metric}_low"] = values.mean() - half * values.std(ddof=1)
-            row[f"{metric}_high"] = values.mean() + half * values.std(ddof=1)
+            spread = half * values.std(ddof=1)
+            row[f"{metric}_low"], row[f"{metric}_high"] = np.clip(
+                [values.mean() - spread, values.mean() + spread], *METRIC_RANGES[metric])
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary["p_vs_best"] = np.nan

@@ -166,3 +166,14 @@ def test_budget_beyond_the_data_is_rejected_before_any_fit(frame):
 def test_paper_protocol_without_a_split_is_rejected(frame):
     with pytest.raises(NaapError, match="needs a split"):
         protocols.run_protocols(frame.assign(IsTest=0), chosen("1-NN"), [0], ["paper"], progress=False)
+
+
+def test_intervals_stay_within_what_the_metric_can_be():
+    """Two folds of near-perfect rankings: the t-interval of tau would pass 1; it is cut there."""
+    rows = [{"protocol": "cv", "predictor": "A", "family": "A", "features": "paper", "budget": 3, "seed": s,
+             "fold": f, "mae": 0.01, "violations": v, "max_violations": 66, "monotonicity": 1 - v / 66,
+             "kendall_tau": 1 - 2 * v / 66, "spearman": 1 - v / 66, "train_items": 12, "test_items": 12,
+             "fit_seconds": 0.0} for f, (s, v) in enumerate([(1, 0), (2, 3)])]
+    summary = protocols.summarise(pd.DataFrame(rows)).set_index("predictor")
+    assert summary.loc["A", "kendall_tau_high"] == 1.0 and summary.loc["A", "monotonicity_high"] == 1.0
+    assert summary.loc["A", "violations_low"] == 0.0 and summary.loc["A", "kendall_tau_low"] < 0.9
