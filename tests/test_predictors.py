@@ -221,7 +221,8 @@ def test_a_predictor_that_raises_is_one_clear_line(plugin_module, capsys, tmp_pa
             return Failing()
     '''))
     code = cli.main(["leaderboard", str(DATA), "--out", str(tmp_path / "lb"), "--protocol", "paper", "--budgets", "0",
-                     "--predictor-set", "none", "--predictor", "failing_predictor:factory", "--quiet"])
+                     "--predictor-set", "none", "--predictor", "failing_predictor:factory", "--jobs", "1",
+                     "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "lb").exists()
     assert "predictor 'failing_predictor:factory' failed (paper protocol, budget 0, seed" in err
