@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from joblib.externals.loky import get_reusable_executor
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -131,6 +132,9 @@ PLUGIN = textwrap.dedent('''
 
 @pytest.fixture
 def plugin_module(tmp_path, monkeypatch):
+    # Worker processes that earlier tests left running cannot import modules from this tmp_path;
+    # a command-line run starts its workers after the plug-in is found, so start them afresh here.
+    get_reusable_executor().shutdown(wait=True)
     (tmp_path / "my_predictors.py").write_text(PLUGIN)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
