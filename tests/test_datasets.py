@@ -1,6 +1,7 @@
 """Datasets: the CIFAR-10 format round trip, md5 checks and their messages, Fashion-MNIST, normalisation."""
 import gzip
 import hashlib
+import json
 import pickle
 import shutil
 import tarfile
@@ -26,8 +27,9 @@ FASHION = Path(datasets.DEFAULT_ROOTS["fashion-mnist"])  # where Debian installs
 
 
 def read_batch(path: Path) -> dict:
+    """A fixture's batch (the tests' own files), read as torchvision reads CIFAR-10."""
     with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+        return pickle.load(f, encoding="latin1")
 
 
 def as_uint8(x: torch.Tensor, training: Training = TRAINING) -> torch.Tensor:
@@ -47,23 +49,25 @@ def md5(path: Path) -> str:
 
 def test_synthetic_files_have_the_cifar10_layout(synthetic_root):
     folder = synthetic_root / "cifar-10-batches-py"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(datasets.CIFAR10_FILES)
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(datasets.CIFAR10_FILES)
     train = [read_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
-    assert [len(b[b"labels"]) for b in train] == [41, 41, 41, 40, 40]
+    assert [len(b["labels"]) for b in train] == [41, 41, 41, 40, 40]
     for batch in train + [read_batch(folder / "test_batch")]:
-        assert batch[b"data"].dtype == np.uint8 and batch[b"data"].shape[1] == 3072
-        assert all(isinstance(label, int) and 0 <= label < 10 for label in batch[b"labels"])
-    assert len(read_batch(folder / "batches.meta")[b"label_names"]) == 10
+        assert batch["data"].dtype == np.uint8 and batch["data"].shape[1] == 3072
+        assert all(isinstance(label, int) and 0 <= label < 10 for label in batch["labels"])
+    assert len(read_batch(folder / "batches.meta")["label_names"]) == 10
+    marker = json.loads((folder / ".naap-synthetic.json").read_text())
+    assert marker == {"train_size": 203, "test_size": 51, "seed": 3, "complete": True}
 
 
 def test_synthetic_set_round_trips_through_the_cifar10_folder_loader(synthetic_root):
     folder = synthetic_root / "cifar-10-batches-py"
     data = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), TRAINING)
     train = [read_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
-    expected_x = np.concatenate([b[b"data"] for b in train]).reshape(-1, 3, 32, 32)
+    expected_x = np.concatenate([b["data"] for b in train]).reshape(-1, 3, 32, 32)
     assert torch.equal(as_uint8(data.train_x), torch.from_numpy(expected_x))
-    assert data.train_y.tolist() == sum((b[b"labels"] for b in train), [])
-    assert data.test_y.tolist() == read_batch(folder / "test_batch")[b"labels"]
+    assert data.train_y.tolist() == sum((b["labels"] for b in train), [])
+    assert data.test_y.tolist() == read_batch(folder / "test_batch")["labels"]
     assert (data.name, data.in_channels, data.input_size, data.num_classes) == ("cifar10-folder", 3, 32, 10)
     assert data.train_x.dtype == torch.float32 and data.train_y.dtype == torch.int64
 
@@ -84,16 +88,41 @@ def test_synthetic_dataset_is_written_once_and_rewritten_for_other_sizes(tmp_pat
     assert (len(data.train_y), len(data.test_y)) == (40, 12)
 
 
-def test_synthetic_dataset_refuses_a_folder_it_did_not_write(tmp_path, synthetic_root):
+def checksums(folder: Path) -> dict[str, str]:
+    """Every entry under `folder` (hidden ones too) with its content's md5."""
+    return {str(p.relative_to(folder)): md5(p) if p.is_file() else "folder" for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("meta", ["kept", "missing"])
+def test_synthetic_dataset_never_writes_into_someone_elses_cifar_folder(tmp_path, synthetic_root, meta):
+    """Someone's CIFAR-format batches (with or without batches.meta), no naap marker: refused, untouched."""
     folder = shutil.copytree(synthetic_root / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
-    meta = read_batch(folder / "batches.meta")
-    del meta[b"naap_synthetic"]
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
-    with pytest.raises(NaapError, match="batches.meta.*did not generate"):
-        load_dataset(DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10), TRAINING)
-    (folder / "batches.meta").write_bytes(b"not a pickle")
-    with pytest.raises(NaapError, match="batches.meta.*did not generate"):
-        load_dataset(DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10), TRAINING)
+    (folder / ".naap-synthetic.json").unlink()
+    if meta == "missing":
+        (folder / "batches.meta").unlink()
+    before = checksums(tmp_path)
+    spec = DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10)
+    with pytest.raises(NaapError) as error:
+        load_dataset(spec, TRAINING, source="recipe.yaml")
+    assert str(error.value).startswith(f"recipe.yaml: dataset.root: {folder}: holds files naap did not write")
+    assert "\n" not in str(error.value)
+    with pytest.raises(NaapError, match="holds files naap did not write"):
+        write_synthetic_cifar10(tmp_path, 30, 10)
+    assert checksums(tmp_path) == before
+
+
+def test_synthetic_dataset_takes_an_empty_folder_and_redoes_a_set_cut_off_half_way(tmp_path):
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    spec = DatasetSpec("synthetic", root=str(tmp_path), train_size=30, test_size=10)
+    whole = load_dataset(spec, TRAINING)
+    folder = tmp_path / "cifar-10-batches-py"
+    marker = json.loads((folder / ".naap-synthetic.json").read_text())
+    (folder / ".naap-synthetic.json").write_text(json.dumps(marker | {"complete": False}))
+    (folder / "test_batch").unlink()
+    (folder / "data_batch_2").write_bytes(b"half a file")
+    datasets._load.cache_clear()
+    assert torch.equal(load_dataset(spec, TRAINING).train_x, whole.train_x)
+    assert json.loads((folder / ".naap-synthetic.json").read_text())["complete"]
 
 
 def test_synthetic_classes_are_distinguishable(synthetic_root):
@@ -107,7 +136,7 @@ def test_synthetic_classes_are_distinguishable(synthetic_root):
 def test_normalisation_equals_torchvision_totensor_and_normalize(synthetic_root):
     training = Training(**{**TRAINING.__dict__, "mean": 0.4914, "std": 0.247})
     data = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), training)
-    raw = read_batch(synthetic_root / "cifar-10-batches-py" / "test_batch")[b"data"].reshape(-1, 3, 32, 32)
+    raw = read_batch(synthetic_root / "cifar-10-batches-py" / "test_batch")["data"].reshape(-1, 3, 32, 32)
     pipeline = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.4914,) * 3, (0.247,) * 3)])
     expected = torch.stack([pipeline(Image.fromarray(image.transpose(1, 2, 0))) for image in raw])
     assert torch.equal(data.test_x, expected)
