@@ -1,9 +1,13 @@
 """Datasets: the CIFAR-10 format round trip, md5 checks and their messages, Fashion-MNIST, normalisation."""
+import codecs
 import gzip
 import hashlib
 import json
+import os
 import pickle
 import shutil
+import subprocess
+import sys
 import tarfile
 import urllib.error
 from pathlib import Path
@@ -11,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
@@ -20,10 +25,12 @@ from naap import datasets
 from naap.datasets import load_dataset, write_synthetic_cifar10
 from naap.errors import NaapError
 from naap.recipe import DatasetSpec, Training
+from tests.conftest import REPO
 
 TRAINING = Training(epochs=1, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False,
                     lr_factor=0.1, lr_cycle=3, mean=0.5, std=0.5, seeds=(0,))
 FASHION = Path(datasets.DEFAULT_ROOTS["fashion-mnist"])  # where Debian installs it
+SMOKE = REPO / "recipes" / "smoke.yaml"
 
 
 def read_batch(path: Path) -> dict:
@@ -256,3 +263,118 @@ def test_fashion_mnist_missing_or_corrupt_file_is_named(fashion_root, tmp_path):
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\0" * 20))
     with pytest.raises(NaapError, match="train-images-idx3-ubyte.gz: not an idx file"):
         load_dataset(DatasetSpec("fashion-mnist", root=str(tmp_path)), TRAINING)
+
+
+# --- hostile and foreign pickles --------------------------------------------------------------
+
+class Runs:
+    """Pickles as a call of `function(*args)`: what a crafted data file asks the unpickler to run."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def hostile_batches(marker: Path) -> dict[str, object]:
+    """Batch contents that would each create `marker` (or run code) if loaded with pickle.load."""
+    return {
+        "os.system": Runs(os.system, f"touch {marker}"),
+        "builtins.eval": Runs(eval, f"open({str(marker)!r}, 'w').close()"),
+        "builtins.exec": Runs(exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.call": Runs(subprocess.call, ["touch", str(marker)]),
+        "codecs with another codec": Runs(codecs.encode, "data", "rot13"),
+    }
+
+
+def cifar_folder_with(tmp_path: Path, synthetic_root: Path, name: str, payload: bytes) -> Path:
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root / "cifar-10-batches-py", root / "cifar-10-batches-py")
+    (root / "cifar-10-batches-py" / name).write_bytes(payload)
+    return root
+
+
+@pytest.mark.parametrize("kind", ["os.system", "builtins.eval", "builtins.exec", "subprocess.call",
+                                  "codecs with another codec"])
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+def test_a_crafted_batch_cannot_run_code(tmp_path, synthetic_root, kind, protocol):
+    marker = tmp_path / "ran"
+    payload = pickle.dumps({"data": hostile_batches(marker)[kind], "labels": [0]}, protocol=protocol)
+    root = cifar_folder_with(tmp_path, synthetic_root, "data_batch_2", payload)
+    with pytest.raises(NaapError) as error:
+        load_dataset(DatasetSpec("cifar10-folder", root=str(root)), TRAINING, source="r.yaml")
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    assert str(error.value).startswith(f"r.yaml: dataset.root: {batch}: refused: the file asks to run ")
+    assert not marker.exists()
+    pickle.loads(payload)  # the oracle: plain pickle would have run it
+    assert marker.exists() or kind == "codecs with another codec"
+
+
+def test_a_batch_naming_an_unknown_module_is_one_clear_error(tmp_path, synthetic_root):
+    payload = b"cno_such_module\nthing\n(tR."  # protocol 0: no_such_module.thing()
+    root = cifar_folder_with(tmp_path, synthetic_root, "test_batch", payload)
+    with pytest.raises(NaapError, match=r"test_batch: refused: the file asks to run no_such_module\.thing"):
+        load_dataset(DatasetSpec("cifar10-folder", root=str(root)), TRAINING)
+
+
+def test_a_crafted_batch_is_refused_by_the_command_under_estimate_too(tmp_path, synthetic_root):
+    marker = tmp_path / "ran"
+    payload = pickle.dumps({"data": Runs(os.system, f"touch {marker}"), "labels": [0]}, protocol=2)
+    root = cifar_folder_with(tmp_path, synthetic_root, "data_batch_1", payload)
+    recipe = tmp_path / "hostile.yaml"
+    raw = yaml.safe_load(SMOKE.read_text())
+    recipe.write_text(yaml.safe_dump(raw | {"dataset": {"name": "cifar10-folder", "root": str(root)}}))
+    for args in (["--estimate"], ["--out", tmp_path / "out"]):
+        run = subprocess.run([sys.executable, "-m", "naap", "dataset", recipe, *args], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+        assert (run.returncode, run.stdout) == (2, "")
+        assert run.stderr.startswith("naap: error: ") and run.stderr.count("\n") == 1
+        assert "data_batch_1: refused: the file asks to run posix.system" in run.stderr
+        assert not marker.exists()
+
+
+def renamed_numpy_module(payload: bytes) -> bytes:
+    """A protocol-2 pickle as NumPy 1 (and the original CIFAR-10 files) name the array rebuilder."""
+    return payload.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+@pytest.mark.parametrize("protocol", [2, "2, NumPy 1 names", 4, 5])
+def test_batches_of_every_pickle_protocol_read_the_same(tmp_path, synthetic_root, protocol):
+    folder = synthetic_root / "cifar-10-batches-py"
+    expected = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), TRAINING)
+    copy = shutil.copytree(folder, tmp_path / "cifar-10-batches-py")
+    for name in datasets.CIFAR10_TRAIN_FILES + ("test_batch",):
+        batch = read_batch(folder / name)
+        as_bytes = {key.encode(): value for key, value in batch.items()}  # the original files' keys
+        payload = pickle.dumps(as_bytes, protocol=2 if protocol == "2, NumPy 1 names" else protocol)
+        (copy / name).write_bytes(renamed_numpy_module(payload) if protocol == "2, NumPy 1 names" else payload)
+    if protocol == "2, NumPy 1 names":
+        assert b"cnumpy.core.multiarray\n_reconstruct" in (copy / "test_batch").read_bytes()
+    data = load_dataset(DatasetSpec("cifar10-folder", root=str(tmp_path)), TRAINING)
+    assert torch.equal(data.train_x, expected.train_x) and torch.equal(data.train_y, expected.train_y)
+    assert torch.equal(data.test_x, expected.test_x) and torch.equal(data.test_y, expected.test_y)
+
+
+# --- where a relative dataset.root points ---------------------------------------------------------
+
+def test_a_relative_root_is_taken_from_the_working_directory_by_estimate_and_by_the_run(tmp_path):
+    recipes, work = tmp_path / "recipes", tmp_path / "work"
+    recipes.mkdir()
+    work.mkdir()
+    raw = yaml.safe_load(SMOKE.read_text())
+    raw["dataset"] = {"name": "synthetic", "root": "data/synthetic", "train_size": 64, "test_size": 32}
+    raw["training"] |= {"epochs": 1, "seeds": [1]}
+    recipe = recipes / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    naap = lambda *args: subprocess.run([sys.executable, "-m", "naap", "dataset", recipe, *args, "--limit", "1"],
+                                        cwd=work, capture_output=True, text=True, timeout=300)
+    estimate = naap("--estimate")
+    assert estimate.returncode == 0, estimate.stderr
+    marker = work / "data" / "synthetic" / "cifar-10-batches-py" / ".naap-synthetic.json"
+    written = marker.stat().st_mtime_ns
+    assert not (recipes / "data").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["recipes", "work"]
+    run = naap("--out", "out")
+    assert run.returncode == 0, run.stderr
+    assert marker.stat().st_mtime_ns == written and (work / "out" / "epochs.parquet").exists()
+    assert sorted(p.name for p in work.iterdir()) == ["data", "out"]
