@@ -2,6 +2,9 @@
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -314,20 +317,19 @@ def test_batchnorm_is_synchronised_on_cuda_only(device, synced):
 # --- DDP on two gloo processes -------------------------------------------------------------------
 
 def _ddp_worker(rank: int, world: int, root: str, out: str) -> None:
-    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{out}/store", rank=rank, world_size=world)
     try:
         data = load_dataset(DatasetSpec("cifar10-folder", root=root), TRAINING)
         training = dataclasses.replace(TRAINING, epochs=3)
         full = train(SMALL, data, training, seed=7, ddp=True)
-
-        def kill_after_epoch_1(metrics):
-            if metrics.epoch == 1:
-                raise KeyboardInterrupt
+        stop = threading.Event()  # set on rank 0 only, after epoch 1: every rank stops there
         try:
-            train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt", on_epoch=kill_after_epoch_1)
-        except KeyboardInterrupt:
-            pass
+            train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt", stop=stop,
+                  on_epoch=lambda metrics: rank == 0 and metrics.epoch == 1 and stop.set())
+        except Stopped as stopped:
+            assert stopped.epochs == 1
+        else:
+            raise AssertionError(f"rank {rank} did not stop")
         dist.barrier()
         resumed = train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt")
         try:  # every rank gets rank 0's error, none waits for the others
@@ -354,3 +356,49 @@ def test_ddp_ranks_agree_and_resume(data, data_root, tmp_path, world):
     else:  # per-rank BatchNorm on gloo: the first losses agree closely, not exactly
         assert full != single
         assert full[0]["train_loss_mean"] == pytest.approx(single[0]["train_loss_mean"], rel=0.05)
+
+
+# --- the settings ---------------------------------------------------------------------------------
+
+def test_settings_are_fp32_deterministic_and_one_thread_per_training():
+    settings.apply("cpu")
+    assert torch.get_num_threads() == settings.CPU_THREADS_PER_TRAINING == 1
+    assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert not torch.utils.deterministic.fill_uninitialized_memory
+    # PyTorch's own default for cuDNN convolutions is TF32
+    assert torch.backends.cudnn.conv.fp32_precision == torch.backends.cuda.matmul.fp32_precision == "ieee"
+    described = json.loads(json.dumps(settings.describe("cpu")))
+    assert described["fp32_precision"]["cudnn.conv"] == "ieee" and described["cpu_threads_per_training"] == 1
+    assert described["deterministic_algorithms"] and not described["deterministic_warn_only"]
+    assert described["memory_format"] == "contiguous_format" and described["hardware"]["device"] == "cpu"
+
+
+def test_the_cublas_workspace_is_fixed_for_a_cuda_device(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(settings, "_applied", {"process"})
+    settings.apply("cpu")
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    settings.apply(torch.device("cuda", 1))  # no CUDA call: the variable is read when cuBLAS starts
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" == settings.describe("cpu")["cublas_workspace_config"]
+
+
+def test_train_applies_the_settings_in_a_fresh_process(data_root):
+    """A library user who calls train() alone gets naap's settings, and so its numbers."""
+    script = f"""
+import torch
+from naap.datasets import load_dataset
+from naap.recipe import DatasetSpec, Training
+from naap.space import Layer
+from naap.train import train
+training = Training(**{dataclasses.asdict(dataclasses.replace(TRAINING, epochs=1))!r})
+data = load_dataset(DatasetSpec("cifar10-folder", root={str(data_root)!r}), training)
+result = train({SMALL!r}, data, training, seed=7)
+print(torch.get_num_threads(), torch.backends.cudnn.conv.fp32_precision, result.epochs[0].train_loss_mean)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    threads, precision, loss = run.stdout.split()
+    here = train(SMALL, load_dataset(DatasetSpec("cifar10-folder", root=str(data_root)), TRAINING),
+                 dataclasses.replace(TRAINING, epochs=1), seed=7)
+    assert (int(threads), precision, float(loss)) == (1, "ieee", here.epochs[0].train_loss_mean)
