@@ -142,6 +142,8 @@ def train(scheme: Scheme, data: DeviceData, training: Training, seed: int, *,
     diverged=True, with the epochs finished before.
     """
     device = torch.device(device) if device is not None else data.train_x.device
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     settings.apply(device)
     # torch.cuda.set_device holds per thread: a training thread names its device itself.
     with torch.cuda.device(device) if device.type == "cuda" else nullcontext():
