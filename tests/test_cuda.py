@@ -14,8 +14,9 @@ from naap.datasets import load_dataset, write_synthetic_cifar10
 from naap.recipe import DatasetSpec, Training
 from naap.space import Layer
 from naap.train import train
+from tests.conftest import REPO
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 SMALL = (Layer(3, 12, 2, False), Layer(3, 16, 2, False), Layer(1, 16, 1, True))
 OTHER = (Layer(3, 16, 2, False), Layer(3, 24, 2, False), Layer(3, 24, 1, False), Layer(1, 32, 2, False))
@@ -40,6 +41,7 @@ def without_seconds(result) -> list[dict]:
     return [{k: v for k, v in dataclasses.asdict(e).items() if k != "epoch_seconds"} for e in result.epochs]
 
 
+@needs_gpu
 def test_fp32_convolutions_and_matmuls_are_ieee_not_tf32(data):
     """Against float64: TF32 (10-bit mantissa) errs by ~1e-3 relative, IEEE fp32 by ~1e-6."""
     assert torch.backends.cudnn.conv.fp32_precision == torch.backends.cuda.matmul.fp32_precision == "ieee"
@@ -52,11 +54,13 @@ def test_fp32_convolutions_and_matmuls_are_ieee_not_tf32(data):
         assert error < 1e-5
 
 
+@needs_gpu
 def test_training_on_cuda_is_deterministic(data):
     assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
     assert without_seconds(train(OTHER, data, TRAINING, seed=7)) == without_seconds(train(OTHER, data, TRAINING, seed=7))
 
 
+@needs_gpu
 def test_four_trainings_in_threads_each_on_its_stream_equal_them_one_after_another(data):
     jobs = [(SMALL, 7), (OTHER, 8), (SMALL, 9), (OTHER, 7)]
     alone = [without_seconds(train(scheme, data, TRAINING, seed)) for scheme, seed in jobs]
@@ -70,6 +74,7 @@ def test_four_trainings_in_threads_each_on_its_stream_equal_them_one_after_anoth
     assert together == alone
 
 
+@needs_gpu
 def test_ddp_with_syncbatchnorm_on_one_rank_equals_the_plain_training_and_does_not_broadcast_buffers(
         data, tmp_path, monkeypatch):
     made = []
@@ -96,6 +101,7 @@ from naap.datasets import load_dataset
 from naap.recipe import DatasetSpec, Training
 from naap.space import Layer
 from naap.train import train
+from tests.conftest import REPO
 training = Training(**{dataclasses.asdict(TRAINING)!r})
 data = load_dataset(DatasetSpec("cifar10-folder", root={data_root!r}), training, device="cuda:1")
 ThreadPoolExecutor(1).submit(train, {SMALL!r}, data, training, 7).result()
@@ -104,3 +110,10 @@ print(torch._C._cuda_hasPrimaryContext(0), torch._C._cuda_hasPrimaryContext(1))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: `make gpu-check` runs for real")
+def test_gpu_check_without_a_gpu_says_so_in_one_line_and_exits_2():
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py")], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and run.stdout.count("\n") == 1 and "no CUDA GPU" in run.stdout
