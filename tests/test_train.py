@@ -402,3 +402,11 @@ print(torch.get_num_threads(), torch.backends.cudnn.conv.fp32_precision, result.
     here = train(SMALL, load_dataset(DatasetSpec("cifar10-folder", root=str(data_root)), TRAINING),
                  dataclasses.replace(TRAINING, epochs=1), seed=7)
     assert (int(threads), precision, float(loss)) == (1, "ieee", here.epochs[0].train_loss_mean)
+
+
+def test_the_test_pass_batch_size_does_not_change_the_accuracy(data, monkeypatch):
+    accuracies = []
+    for eval_batch in (7, 100, settings.EVAL_BATCH):
+        monkeypatch.setattr(settings, "EVAL_BATCH", eval_batch)
+        accuracies.append([e.test_accuracy for e in train(OTHER, data, TRAINING, seed=7).epochs])
+    assert accuracies[0] == accuracies[1] == accuracies[2]
