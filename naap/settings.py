@@ -17,7 +17,8 @@ import torch
 # (oneDNN splits the weight-gradient reductions by thread), so parallelism comes from several
 # trainings at once (processes or threads), never from threads inside one training.
 CPU_THREADS_PER_TRAINING = 1
-# Inter-op threads run nothing of a training (no torch.jit.fork); one is enough.
+# Inter-op threads run nothing of a training (no torch.jit.fork), so they change no number and
+# describe() leaves them out; one is enough.
 INTEROP_THREADS = 1
 # NCHW everywhere: channels_last BatchNorm on the CPU is ~100x less accurate against float64 and
 # gives other numbers than the paper's code, which trained NCHW (on CUDA too).
@@ -102,7 +103,6 @@ def describe(device: torch.device | str = "cpu") -> dict:
                      "cuda.matmul.allow_tf32": backends.cuda.matmul.allow_tf32}
     return {
         "cpu_threads_per_training": torch.get_num_threads(),
-        "interop_threads": torch.get_num_interop_threads(),
         "memory_format": str(MEMORY_FORMAT).removeprefix("torch."),
         "fp32_precision": precision,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),

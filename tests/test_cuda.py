@@ -1,6 +1,7 @@
 """CUDA: fp32 without TF32, deterministic, threads (each its own stream) equal to one training after
-another, no context on GPU 0 from a thread training on another GPU. Skipped without a GPU; the
-same logic on the CPU is in tests/test_train.py."""
+another, DDP with SyncBatchNorm, no context on GPU 0 from a thread training on another GPU.
+Skipped without a GPU (the same logic on the CPU is in tests/test_train.py); without one,
+`make gpu-check` is checked to say so."""
 import dataclasses
 import subprocess
 import sys
