@@ -232,9 +232,10 @@ def _refuse_first(path: Path, frame: pd.DataFrame, bad: pd.Series, column: str, 
     if not bad.any():
         return
     keys = [k for k in ("arch_id", "seed", "epoch") if k in frame]
-    row = frame[bad.to_numpy()].sort_values(keys).iloc[0]
-    key = " ".join(f"{k} {row[k]}" for k in keys)
-    value = row[column].item() if hasattr(row[column], "item") else row[column]
+    rows = frame[bad.to_numpy()].sort_values(keys)
+    key = " ".join(f"{k} {rows[k].iloc[0]}" for k in keys)
+    value = rows[column].iloc[0]
+    value = value.item() if hasattr(value, "item") else value
     raise NaapError(f"{path}: column '{column}': {what.format(key=key, value=repr(value))}")
 
 
@@ -270,16 +271,18 @@ def check_tables(tables: Tables, architectures_path: Path, epochs_path: Path) ->
     _refuse_first(epochs_path, e, e.duplicated(["arch_id", "seed", "epoch"], keep=False), "epoch",
                   "{key} appears more than once (must be unique)")
     runs = e.groupby(["arch_id", "seed"])["epoch"].agg(["min", "max", "size"])
-    gaps = e.join(runs, on=["arch_id", "seed"])
-    _refuse_first(epochs_path, gaps, (gaps["min"] != 1) | (gaps["max"] != gaps["size"]), "epoch",
-                  "{key}: the run's epochs must be 1, 2, ... without gaps")
+    gaps = runs[(runs["min"] != 1) | (runs["max"] != runs["size"])]
+    if len(gaps):
+        (arch_id, seed), run = gaps.index[0], gaps.iloc[0]
+        raise NaapError(f"{epochs_path}: column 'epoch': arch_id {arch_id} seed {seed} has epochs {run['min']} to "
+                        f"{run['max']} in {run['size']} rows (must run 1, 2, ..., n without gaps)")
     _check_values(epochs_path, e)
     _check_runs(tables, architectures_path, epochs_path, runs["size"])
 
 
 def _check_runs(tables: Tables, architectures_path: Path, epochs_path: Path, lengths: pd.Series) -> None:
     """Every run of an architecture that did not diverge is complete, and max_accuracy agrees."""
-    a, e = tables.architectures.set_index("arch_id"), tables.epochs
+    a, e = tables.architectures.set_index("arch_id").sort_index(), tables.epochs
     seeds = sorted(e["seed"].unique())
     full = pd.MultiIndex.from_product([a.index, seeds], names=["arch_id", "seed"])
     lengths = lengths.reindex(full, fill_value=0)
@@ -292,16 +295,17 @@ def _check_runs(tables: Tables, architectures_path: Path, epochs_path: Path, len
             raise NaapError(f"{epochs_path}: column 'epoch': arch_id {arch_id} seed {seed} has {got} epoch rows, "
                             f"other runs {n}, and architectures.parquet does not mark it diverged")
     best = e.groupby(["arch_id", "seed"])["test_accuracy"].max().reindex(full, fill_value=0.0)
-    mean_best = best.groupby(level="arch_id").mean()
-    high = best.groupby(level="arch_id").max()
+    mean_best = best.groupby(level="arch_id").mean().reindex(a.index, fill_value=0.0)
+    high = best.groupby(level="arch_id").max().reindex(a.index, fill_value=0.0)
     got = a["max_accuracy"]
-    wrong = ((got - mean_best).abs() > MAX_ACCURACY_TOLERANCE) & ~a["diverged"] | (
-        (got > high + MAX_ACCURACY_TOLERANCE) & a["diverged"])
-    if wrong.any():
-        arch_id = wrong[wrong].index[0]
-        raise NaapError(f"{architectures_path}: column 'max_accuracy': arch_id {arch_id} has {got[arch_id]!r}, "
-                        f"its epochs give {mean_best[arch_id]!r} (the mean over seeds of each run's best "
-                        f"test_accuracy{'; diverged: at most its best epoch' if a['diverged'][arch_id] else ''})")
+    for wrong, rule in (
+            (((got - mean_best).abs() > MAX_ACCURACY_TOLERANCE) & ~a["diverged"],
+             lambda i: f"its epochs give {float(mean_best[i])!r} (the mean over seeds of each run's best test_accuracy)"),
+            ((got > high + MAX_ACCURACY_TOLERANCE) & a["diverged"],
+             lambda i: f"more than its best epoch, {float(high[i])!r} (it diverged)")):
+        if wrong.any():
+            i = wrong[wrong].index[0]
+            raise NaapError(f"{architectures_path}: column 'max_accuracy': arch_id {i} has {float(got[i])!r}, {rule(i)}")
 
 
 WIDE_SCHEME_COLUMNS = {"arch_id": "ModelId", "is_test": "IsTest", "num_params": "NumParams",

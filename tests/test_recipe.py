@@ -82,3 +82,27 @@ def test_missing_and_malformed_files_are_named(tmp_path):
     broken.write_text("name: [unclosed\n")
     with pytest.raises(NaapError, match="broken.yaml: line 2: not valid YAML"):
         load_recipe(broken)
+
+
+@pytest.mark.parametrize("path,value", [
+    (("search_space", "positions", 3, "kernel_size"), [1, 31]),
+    (("search_space", "positions", 3, "stride"), [1, 32]),
+    (("search_space", "positions", 3, "width"), [1, 32767]),
+    (("training", "seeds"), [0, 2 ** 63 - 1]),
+    (("training", "epochs"), 32767),
+    (("dataset", "train_size"), 50000),
+    (("dataset", "test_size"), 10000),
+    (("training", "batch_size"), 50000),
+    (("training", "optimizer", "lr"), 1),
+    (("description",), "two\nlines\tand a tab"),
+], ids=["kernel-31", "stride-32", "width-32767", "seed-2**63-1", "epochs-32767", "train-size-50000",
+        "test-size-10000", "batch-the-whole-set", "lr-an-integer", "description-multiline"])
+def test_the_largest_values_that_fit_are_accepted(tmp_path, path, value):
+    """The bounds refuse only what does not fit: each limit itself loads."""
+    recipe = load_recipe(write(tmp_path, edit(path, value)))
+    assert recipe.raw == edit(path, value)
+
+
+def test_every_shipped_recipe_loads():
+    for path in sorted((REPO / "recipes").glob("*.yaml")):
+        assert load_recipe(path).name == path.stem
