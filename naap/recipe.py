@@ -6,16 +6,15 @@ the file and the dotted key. The YAML is read without aliases and without duplic
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Hashable
 from typing import Any, Callable
-
-import math
 
 import yaml
 
-from naap.errors import NaapError
+from naap.errors import NaapError, first_line
 
 # Input channels, input size and classes of each dataset a recipe can name.
 DATASET_SHAPES = {"cifar10": (3, 32, 10), "fashion-mnist": (1, 28, 10),
@@ -142,6 +141,12 @@ class _RecipeLoader(yaml.SafeLoader):
             raise _Refused(event, f"YAML alias *{event.anchor} (aliases are not allowed in a recipe)")
         return super().compose_node(parent, index)
 
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date 2020-02-31, a 5000-digit integer
+            raise _Refused(node, f"not valid YAML ({first_line(exc)})") from None
+
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
@@ -185,7 +190,7 @@ def _read_yaml(path: Path) -> Any:
         where = f"line {mark.line + 1}: " if mark else ""
         raise NaapError(f"{path}: {where}not valid YAML ({exc.problem or exc.context})") from None
     except yaml.YAMLError as exc:
-        raise NaapError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise NaapError(f"{path}: not valid YAML ({first_line(exc)})") from None
     except RecursionError:
         raise NaapError(f"{path}: not a recipe (nested too deeply)") from None
 

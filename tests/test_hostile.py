@@ -74,9 +74,9 @@ LAUGHS = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else 'lol'] * 10)}
 BASE_LINES = BASE_TEXT.splitlines()
 
 
-def line_after(text: str) -> int:
-    """The number of the line after the base recipe's line `text`."""
-    return BASE_LINES.index(text) + 2
+def line_of(text: str) -> int:
+    """The number of the base recipe's line `text`."""
+    return BASE_LINES.index(text) + 1
 
 # id: (the recipe file's content, what the one line must say after "FILE: ")
 BAD_RECIPES = {
@@ -144,10 +144,14 @@ BAD_RECIPES = {
                          "training.optimizer.betas: unknown key"),
     "duplicate-key": (BASE_TEXT + "training: {}\n", f"line {len(BASE_LINES) + 1}: duplicate key 'training'"),
     "duplicate-key-nested": (BASE_TEXT.replace("  epochs: 90\n", "  epochs: 90\n  epochs: 3\n"),
-                             f"line {line_after('  epochs: 90')}: duplicate key 'epochs'"),
+                             f"line {line_of('  epochs: 90') + 1}: duplicate key 'epochs'"),
     "alias-bomb": (LAUGHS + BASE_TEXT, "line 2: YAML alias *l0 (aliases are not allowed in a recipe)"),
-    "merge-key": (BASE_TEXT.replace("split:\n", "split:\n  <<: {test_items: 3}\n"), f"line {line_after('split:')}: YAML merge key '<<'"),
+    "merge-key": (BASE_TEXT.replace("split:\n", "split:\n  <<: {test_items: 3}\n"), f"line {line_of('split:') + 1}: YAML merge key '<<'"),
     "not-yaml": ("name: [unclosed\n", "line 2: not valid YAML"),
+    "a-5000-digit-integer": (BASE_TEXT.replace("seeds: [20220819]", "seeds: [" + "1" * 5000 + "]"),
+                             f"line {line_of('  seeds: [20220819]')}: not valid YAML (Exceeds the limit"),
+    "an-impossible-date": (BASE_TEXT.replace("name: naap440", "name: 2022-02-31"),
+                           "line 2: not valid YAML (day is out of range for month)"),
     "nested-too-deeply": ("[" * 3000 + "]" * 3000, "not a recipe (nested too deeply)"),
     "empty": ("", "empty; a recipe is a mapping"),
     "a-list": ("- 1\n- 2\n", "a recipe is a mapping of name, search_space, dataset, training, split; got list"),
