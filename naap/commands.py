@@ -40,8 +40,9 @@ def run_info(args) -> int:
     recipe, versions = (provenance.get(key) for key in ("recipe", "versions"))
     recipe, versions = (value if isinstance(value, dict) else {} for value in (recipe, versions))
     runs = e.groupby(["arch_id", "seed"])["epoch"].max()
+    per_run = f"{runs.min()}-{runs.max()} epochs per run" if len(runs) else "every run diverged in its first epoch"
     print(f"{args.data_dir}: {len(a)} architectures ({int(a['is_test'].sum())} test), "
-          f"{e['seed'].nunique()} seed(s), {runs.min()}-{runs.max()} epochs per run, {len(e)} epoch rows")
+          f"{e['seed'].nunique()} seed(s), {per_run}, {len(e)} epoch rows")
     print(f"max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f} "
           f"(mean {a['max_accuracy'].mean():.4f}); {int(a['diverged'].sum())} diverged")
     print(f"parameters {a['num_params'].min()} to {a['num_params'].max()}, "

@@ -385,6 +385,9 @@ def test_a_dataset_with_diverged_runs_loads_and_exports(tmp_path, capsys, every_
     tables = load_tables(folder)
     assert tables.architectures["diverged"].sum() == (440 if every_run else 2)
     assert main(["info", str(folder)]) == 0
+    summary = capsys.readouterr().out
+    assert ("every run diverged in its first epoch, 0 epoch rows" if every_run else "2-90 epochs per run") in summary
+    assert f"{440 if every_run else 2} diverged" in summary
     assert main(["export-csv", str(folder), str(tmp_path / "x.csv")]) == 0, capsys.readouterr().err
     wide = pd.read_csv(tmp_path / "x.csv")
     published = pd.read_parquet(DATA / A)
