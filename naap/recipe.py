@@ -376,7 +376,8 @@ def _training(r: _Reader, raw: Any, dataset: DatasetSpec) -> Training:
     train_images = dataset.train_size or DATASET_SIZES.get(dataset.name, (None,))[0]
     batch_check = _between(1, train_images, " (the training images)") if train_images else _at_least(1)
     training = Training(
-        epochs=r.scalar(m["epochs"], "training.epochs", int, _between(1, MAX_EPOCHS, " (epoch is int16 in epochs.parquet)")),
+        epochs=r.scalar(m["epochs"], "training.epochs", int,
+                        _between(1, MAX_EPOCHS, " (epoch is int16 in epochs.parquet)")),
         batch_size=r.scalar(m["batch_size"], "training.batch_size", int, batch_check),
         lr=r.scalar(opt["lr"], "training.optimizer.lr", float, lambda v: None if v > 0 else "must be > 0"),
         momentum=r.scalar(opt["momentum"], "training.optimizer.momentum", float, _probability),

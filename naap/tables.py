@@ -300,12 +300,14 @@ def _check_runs(tables: Tables, architectures_path: Path, epochs_path: Path, len
     got = a["max_accuracy"]
     for wrong, rule in (
             (((got - mean_best).abs() > MAX_ACCURACY_TOLERANCE) & ~a["diverged"],
-             lambda i: f"its epochs give {float(mean_best[i])!r} (the mean over seeds of each run's best test_accuracy)"),
+             lambda i: f"its epochs give {float(mean_best[i])!r} "
+                       f"(the mean over seeds of each run's best test_accuracy)"),
             ((got > high + MAX_ACCURACY_TOLERANCE) & a["diverged"],
              lambda i: f"more than its best epoch, {float(high[i])!r} (it diverged)")):
         if wrong.any():
             i = wrong[wrong].index[0]
-            raise NaapError(f"{architectures_path}: column 'max_accuracy': arch_id {i} has {float(got[i])!r}, {rule(i)}")
+            raise NaapError(f"{architectures_path}: column 'max_accuracy': arch_id {i} has {float(got[i])!r}, "
+                            f"{rule(i)}")
 
 
 WIDE_SCHEME_COLUMNS = {"arch_id": "ModelId", "is_test": "IsTest", "num_params": "NumParams",

@@ -88,6 +88,7 @@ def test_schemes_limit_lists_the_first_of_a_space_too_large_to_list(tmp_path):
     listed = naap("schemes", tmp_path / "huge.yaml", "--limit", 2, "--json")
     assert listed.returncode == 0, listed.stderr
     plain = {"kernel_size": 1, "width": 8, "stride": 1, "residual": False}
-    assert [r["layers"] for r in json.loads(listed.stdout)] == [[plain] * 12, [plain] * 11 + [{**plain, "residual": True}]]
+    assert [r["layers"] for r in json.loads(listed.stdout)] == [
+        [plain] * 12, [plain] * 11 + [{**plain, "residual": True}]]
     full = json.loads(naap("schemes", "recipes/naap440.yaml", "--json").stdout)
     assert json.loads(naap("schemes", "recipes/naap440.yaml", "--json", "--limit", 7).stdout) == full[:7]

@@ -7,6 +7,7 @@ import copy
 import errno
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -123,11 +124,13 @@ BAD_RECIPES = {
                               "training.lr_schedule.factor: the learning rate underflows to 0 at epoch 3"),
     "train-size-10**12": (edited((("dataset", "train_size"), 10 ** 12)),
                           "dataset.train_size: must be from 1 to 50,000 (the images cifar10 has)"),
-    "test-size-beyond-fashion-mnist": (edited((("dataset", "name"), "fashion-mnist"), (("dataset", "test_size"), 10001)),
+    "test-size-beyond-fashion-mnist": (edited((("dataset", "name"), "fashion-mnist"),
+                                              (("dataset", "test_size"), 10001)),
                                        "dataset.test_size: must be from 1 to 10,000 (the images fashion-mnist has)"),
     "synthetic-beyond-its-cap": (edited((("dataset", "name"), "synthetic"), (("dataset", "train_size"), 100001)),
                                  "dataset.train_size: must be from 1 to 100,000"),
-    "batch-larger-than-the-training-set": (edited((("dataset", "train_size"), 1000), (("training", "batch_size"), 1001)),
+    "batch-larger-than-the-training-set": (edited((("dataset", "train_size"), 1000),
+                                                  (("training", "batch_size"), 1001)),
                                            "training.batch_size: must be from 1 to 1,000 (the training images)"),
     "root-with-a-nul-byte": (edited((("dataset", "root"), "data/\0cifar10")),
                              "dataset.root: must not hold control characters"),
@@ -146,7 +149,8 @@ BAD_RECIPES = {
     "duplicate-key-nested": (BASE_TEXT.replace("  epochs: 90\n", "  epochs: 90\n  epochs: 3\n"),
                              f"line {line_of('  epochs: 90') + 1}: duplicate key 'epochs'"),
     "alias-bomb": (LAUGHS + BASE_TEXT, "line 2: YAML alias *l0 (aliases are not allowed in a recipe)"),
-    "merge-key": (BASE_TEXT.replace("split:\n", "split:\n  <<: {test_items: 3}\n"), f"line {line_of('split:') + 1}: YAML merge key '<<'"),
+    "merge-key": (BASE_TEXT.replace("split:\n", "split:\n  <<: {test_items: 3}\n"),
+                  f"line {line_of('split:') + 1}: YAML merge key '<<'"),
     "not-yaml": ("name: [unclosed\n", "line 2: not valid YAML"),
     "a-5000-digit-integer": (BASE_TEXT.replace("seeds: [20220819]", "seeds: [" + "1" * 5000 + "]"),
                              f"line {line_of('  seeds: [20220819]')}: not valid YAML (Exceeds the limit"),
@@ -188,7 +192,6 @@ def test_a_recipe_path_that_is_not_a_file_is_one_line(tmp_path, capsys, kind):
     if kind == "a-directory":
         path.mkdir()
     else:
-        import os
         os.mkfifo(path)  # opening it would wait for a writer for ever
     before = snapshot(tmp_path)
     line = refused(capsys, ["schemes", path])
@@ -278,11 +281,14 @@ BAD_FOLDERS = {
         f"{float(BEST[5])!r} (it diverged)"),
     "duplicate-architecture": (A, lambda d, n: rewrite(d, n, lambda f: pd.concat([f, f[f.arch_id == 9]])),
                                "architectures.parquet: column 'arch_id': arch_id 9 appears more than once"),
-    "no-architectures": (A, lambda d, n: rewrite(d, n, lambda f: f.iloc[:0]), "architectures.parquet: no architectures"),
+    "no-architectures": (A, lambda d, n: rewrite(d, n, lambda f: f.iloc[:0]),
+                         "architectures.parquet: no architectures"),
     "accuracy-inf": (E, lambda d, n: rewrite(d, n, set_value("test_accuracy", np.inf, arch_id=4, epoch=2)),
-                     f"epochs.parquet: column 'test_accuracy': arch_id 4 seed {SEED} epoch 2 has inf (must be in [0, 1])"),
+                     f"epochs.parquet: column 'test_accuracy': arch_id 4 seed {SEED} epoch 2 has inf "
+                     f"(must be in [0, 1])"),
     "accuracy-nan": (E, lambda d, n: nan_at(d / n, "test_accuracy", arch_id=4, epoch=3),
-                     f"epochs.parquet: column 'test_accuracy': arch_id 4 seed {SEED} epoch 3 has nan (must be a number)"),
+                     f"epochs.parquet: column 'test_accuracy': arch_id 4 seed {SEED} epoch 3 has nan "
+                     f"(must be a number)"),
     "accuracy-negative": (E, lambda d, n: rewrite(d, n, set_value("test_accuracy", -5.0, arch_id=8, epoch=1)),
                           f"epochs.parquet: column 'test_accuracy': arch_id 8 seed {SEED} epoch 1 has -5.0"),
     "loss-negative": (E, lambda d, n: rewrite(d, n, set_value("train_loss_mean", -1.0, arch_id=2, epoch=9)),
@@ -397,7 +403,8 @@ def test_a_dataset_with_diverged_runs_loads_and_exports(tmp_path, capsys, every_
                                       "FirstLayerWidth", "LastLayerWidth", "MaxAccuracy"]
     else:  # the epochs a diverged run did not finish are empty, the others as they were
         assert wide.loc[0, "e1Accuracy":].isna().all() and wide.loc[1, "e3LossMean":].isna().all()
-        assert wide.loc[1, "e2Accuracy"] == pd.read_parquet(DATA / E).query("arch_id == 2 and epoch == 2").test_accuracy.item()
+        published = pd.read_parquet(DATA / E).query("arch_id == 2 and epoch == 2")
+        assert wide.loc[1, "e2Accuracy"] == published.test_accuracy.item()
         assert wide.loc[2:, "e1LossMean":].notna().all().all()
 
 
@@ -442,11 +449,11 @@ def test_a_full_or_read_only_disk_during_export_keeps_the_old_file(tmp_path, cap
 
     def half_then_fail(frame, path, **kwargs):
         real_to_csv(frame.iloc[:10], path, **kwargs)
-        raise OSError(code, __import__("os").strerror(code))
+        raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_fail)
     line = refused(capsys, ["export-csv", DATA, target])
-    assert line == f"naap: error: {target}: cannot write it ({__import__('os').strerror(code)})"
+    assert line == f"naap: error: {target}: cannot write it ({os.strerror(code)})"
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"] and target.read_text() == "the previous export"
 
 
@@ -514,12 +521,15 @@ BAD_RELEASES = {
                          f"{J}: scheme 0 layer 0: field 'residual': must be true or false, got 'false'"),
     "stride-out-of-range": (json_edit(set_layer("stride", 200)),
                             f"{J}: scheme 0 layer 0: field 'stride': must be from 1 to 32 (the image size), got 200"),
-    "width-out-of-range": (json_edit(set_layer("width", 40000)), f"{J}: scheme 0 layer 0: field 'width': must be from 1"),
-    "kernel-even": (json_edit(set_layer("kernel_size", 2)), f"{J}: scheme 0 layer 0: field 'kernel_size': must be an odd"),
+    "width-out-of-range": (json_edit(set_layer("width", 40000)),
+                           f"{J}: scheme 0 layer 0: field 'width': must be from 1"),
+    "kernel-even": (json_edit(set_layer("kernel_size", 2)),
+                    f"{J}: scheme 0 layer 0: field 'kernel_size': must be an odd"),
     "extra-field": (json_edit(set_layer("dilation", 2)), f"{J}: scheme 0 layer 0: unexpected field 'dilation'"),
     "csv-empty": (write_bytes(C, b""), f"{C}: not a readable CSV"),
     "csv-not-utf8": (write_bytes(C, b"ModelId,IsTest\n\xff\xfe,1\n"), f"{C}: not a readable CSV"),
-    "csv-text-in-a-count": (csv_edit(csv_set("NumParams", 3, "many")), f"{C}: column 'NumParams': must hold integers only"),
+    "csv-text-in-a-count": (csv_edit(csv_set("NumParams", 3, "many")),
+                            f"{C}: column 'NumParams': must hold integers only"),
     "csv-is-test-2": (csv_edit(csv_set("IsTest", 4, 2)), f"{C}: column 'IsTest': ModelId 5 is not 0 or 1"),
     "csv-accuracy-above-1": (csv_edit(csv_set("e5Accuracy", 6, 1.5)),
                              f"{C}: column 'test_accuracy': arch_id 7 seed {SEED} epoch 5 has 1.5 (must be in [0, 1])"),
