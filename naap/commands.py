@@ -1,18 +1,26 @@
 """The dataset commands: schemes, info, import-release, export-csv."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
-from naap.recipe import load_recipe
-from naap.release import export_csv, import_release, release_card
+from naap.errors import NaapError
+from naap.recipe import MAX_SCHEMES, load_recipe
+from naap.release import IMPORTED, export_csv, import_release, release_card
 from naap.space import generate_schemes
-from naap.tables import describe_architectures, load_tables, read_provenance, write_dataset
+from naap.tables import DATASET_FILES, describe_architectures, load_tables, read_provenance, write_dataset
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def run_schemes(args) -> int:
     recipe = load_recipe(args.recipe)
-    schemes = generate_schemes(recipe.search_space, recipe.generator)
+    schemes = generate_schemes(recipe.search_space, recipe.generator, limit=args.limit)
     table = describe_architectures(schemes, None, *recipe.dataset.shape)
     if args.json:
         rows = table[["arch_id", "arch_hash", "layers", "num_params", "num_macs"]].to_dict("records")
@@ -29,22 +37,37 @@ def run_info(args) -> int:
     tables = load_tables(args.data_dir)
     a, e = tables.architectures, tables.epochs
     provenance = read_provenance(Path(args.data_dir) / "architectures.parquet")
+    recipe, versions = (provenance.get(key) for key in ("recipe", "versions"))
+    recipe, versions = (value if isinstance(value, dict) else {} for value in (recipe, versions))
     runs = e.groupby(["arch_id", "seed"])["epoch"].max()
+    per_run = f"{runs.min()}-{runs.max()} epochs per run" if len(runs) else "every run diverged in its first epoch"
     print(f"{args.data_dir}: {len(a)} architectures ({int(a['is_test'].sum())} test), "
-          f"{e['seed'].nunique()} seed(s), {runs.min()}-{runs.max()} epochs per run, {len(e)} epoch rows")
+          f"{e['seed'].nunique()} seed(s), {per_run}, {len(e)} epoch rows")
     print(f"max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f} "
           f"(mean {a['max_accuracy'].mean():.4f}); {int(a['diverged'].sum())} diverged")
     print(f"parameters {a['num_params'].min()} to {a['num_params'].max()}, "
           f"MACs {a['num_macs'].min()} to {a['num_macs'].max()}")
     print(f"provenance: {provenance.get('source', provenance.get('kind', 'unknown'))}; "
-          f"recipe {provenance.get('recipe', {}).get('name', '?')}; "
-          f"versions {', '.join(f'{k} {v}' for k, v in provenance.get('versions', {}).items())}")
+          f"recipe {recipe.get('name', '?')}; versions {', '.join(f'{k} {v}' for k, v in versions.items())}")
     return 0
 
 
+def _check_import_out(out: Path) -> None:
+    """--out of import-release: a new or empty folder, or one an earlier import wrote (only its
+    files, provenance kind "imported release"); never someone's folder or a rebuilt dataset."""
+    if out.exists() and not out.is_dir():
+        raise NaapError(f"{out}: --out: is a file, not a folder")
+    found = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if found and (found - set(DATASET_FILES) or "architectures.parquet" not in found
+                  or read_provenance(out / "architectures.parquet").get("kind") != IMPORTED):
+        raise NaapError(f"{out}: --out: not empty and not written by `naap import-release`; use a new folder")
+
+
 def run_import_release(args) -> int:
+    out = Path(args.out)
+    _check_import_out(out)
     tables, provenance = import_release(args.release_dir, load_recipe(args.recipe))
-    write_dataset(tables, args.out, provenance, release_card(tables, provenance))
+    write_dataset(tables, out, provenance, release_card(tables, provenance))
     print(f"wrote {args.out}: {len(tables.architectures)} architectures, {len(tables.epochs)} epoch rows")
     return 0
 
@@ -59,6 +82,8 @@ def add_command(subparsers) -> None:
     p = subparsers.add_parser("schemes", help="list a recipe's architectures")
     p.add_argument("recipe")
     p.add_argument("--json", action="store_true", help="a JSON array: arch_id, arch_hash, layers, num_params, num_macs")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help=f"only the first N (a space larger than {MAX_SCHEMES:,} schemes is listed only so)")
     p.set_defaults(run=run_schemes)
 
     p = subparsers.add_parser("info", help="summarise a dataset directory")

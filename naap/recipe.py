@@ -1,21 +1,39 @@
 """Recipes: one YAML file defines a benchmark (search space, data, training, split, runner).
 
-Loading validates every key: an unknown key, a wrong type or an impossible value
-raises NaapError naming the file and the dotted key.
+Loading validates every key before anything runs: an unknown key, a wrong type, a value
+that is impossible or does not fit the dataset's Parquet columns raises NaapError naming
+the file and the dotted key. The YAML is read without aliases and without duplicate keys.
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from naap.errors import NaapError
+from naap.errors import NaapError, first_line
 
 # Input channels, input size and classes of each dataset a recipe can name.
 DATASET_SHAPES = {"cifar10": (3, 32, 10), "fashion-mnist": (1, 28, 10),
                   "cifar10-folder": (3, 32, 10), "synthetic": (3, 32, 10)}
+# Training and test images of each dataset (synthetic: the most naap writes); a
+# cifar10-folder is counted when it is read, before any training.
+DATASET_SIZES = {"cifar10": (50_000, 10_000), "fashion-mnist": (60_000, 10_000), "synthetic": (100_000, 20_000)}
+
+# Bounds of a recipe. The Parquet columns set most of them (naap.tables): width is int16,
+# epoch int16, seed int64, arch_id int32.
+MAX_WIDTH = 2 ** 15 - 1
+MAX_EPOCHS = 2 ** 15 - 1
+MAX_SEED = 2 ** 63 - 1
+MAX_SCHEMES = 1_000_000        # architectures one recipe lists or trains: planning holds them in memory
+MAX_POSITIONS = 64             # layer positions: the walk over the space recurses once per position
+MAX_OPTIONS = 10_000           # layers one position offers: the walk and the sampler go through all of them
+MAX_TRAININGS_PER_DEVICE = 64  # threads sharing one device
+MAX_RECIPE_BYTES = 1 << 20
+MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_PATH_CHARS = 100, 2_000, 4_096
 DATASETS = tuple(DATASET_SHAPES)
 STRATEGIES = ("shard", "ddp")
 GENERATOR_MODES = ("enumerate", "sample")
@@ -36,6 +54,7 @@ class SearchSpace:
     positions: tuple[PositionOptions, ...]
     min_layers: int
     max_stride2_layers: int
+    source: Path | None = field(default=None, compare=False)  # the recipe file, for messages
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,80 @@ class Recipe:
     raw: dict = field(repr=False, compare=False, default_factory=dict)
 
 
+# --- reading the YAML ----------------------------------------------------------
+
+class _Refused(Exception):
+    """YAML a recipe never needs, refused at the line it stands on."""
+
+    def __init__(self, node_or_event, message: str):
+        super().__init__(f"line {node_or_event.start_mark.line + 1}: {message}")
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader without aliases (a few lines of them expand to gigabytes, and the
+    recipe is copied into every provenance), merge keys (they exist for aliases) and
+    duplicate keys (the last one would silently win)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(event, f"YAML alias *{event.anchor} (aliases are not allowed in a recipe)")
+        return super().compose_node(parent, index)
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date 2020-02-31, a 5000-digit integer
+            raise _Refused(node, f"not valid YAML ({first_line(exc)})") from None
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Refused(key_node, "YAML merge key '<<' (not allowed in a recipe)")
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable):
+                if key in seen:
+                    raise _Refused(key_node, f"duplicate key {key!r}")
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The recipe's YAML, or one NaapError naming the file for anything unreadable in it."""
+    try:
+        if path.is_dir():
+            raise NaapError(f"{path}: is a directory, not a recipe file")
+        if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+            raise NaapError(f"{path}: not a regular file")
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECIPE_BYTES + 1)
+    except FileNotFoundError:
+        raise NaapError(f"{path}: recipe file not found") from None
+    except OSError as exc:
+        raise NaapError(f"{path}: cannot read the recipe ({exc.strerror or exc})") from None
+    if len(data) > MAX_RECIPE_BYTES:
+        raise NaapError(f"{path}: larger than {MAX_RECIPE_BYTES >> 20} MiB; not a recipe")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NaapError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise NaapError(f"{path}: empty; a recipe is a mapping of name, search_space, dataset, training, split")
+    try:
+        return yaml.load(text, Loader=_RecipeLoader)
+    except _Refused as exc:
+        raise NaapError(f"{path}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise NaapError(f"{path}: {where}not valid YAML ({exc.problem or exc.context})") from None
+    except yaml.YAMLError as exc:
+        raise NaapError(f"{path}: not valid YAML ({first_line(exc)})") from None
+    except RecursionError:
+        raise NaapError(f"{path}: not a recipe (nested too deeply)") from None
+
+
 # --- validation helpers -------------------------------------------------------
 
 _Check = Callable[[Any], str | None]
@@ -118,7 +211,7 @@ class _Reader:
 
     def mapping(self, value: Any, key: str, allowed: set[str], required: set[str]) -> dict:
         if not isinstance(value, dict):
-            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+            raise self.fail(key, f"must be a mapping, got {_shown(value)}")
         for name in value:
             if name not in allowed:
                 raise self.fail(f"{key}.{name}" if key else str(name),
@@ -130,33 +223,57 @@ class _Reader:
     def scalar(self, value: Any, key: str, kind: type, check: _Check | None = None) -> Any:
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
+            value, ok = (float(value), True) if abs(value) < 1e308 else (value, False)
         if not ok:
-            raise self.fail(key, f"must be {kind.__name__}, got {value!r}")
+            hint = ""
+            if kind in (int, float) and isinstance(value, str) and _is_number(value):
+                hint = " (text, not a number: write it unquoted" + (
+                    " and with a dot, e.g. 1.0e-4, not 1e-4)" if kind is float else ")")
+            raise self.fail(key, f"must be {kind.__name__}, got {_shown(value)}{hint}")
+        if kind is float and not math.isfinite(value):
+            raise self.fail(key, f"must be a finite number, got {value!r}")
         problem = check(value) if check else None
         if problem:
-            raise self.fail(key, f"{problem}, got {value!r}")
+            raise self.fail(key, f"{problem}, got {_shown(value)}")
         return value
 
     def choices(self, value: Any, key: str, kind: type, check: _Check | None = None) -> tuple:
         if not isinstance(value, list) or not value:
-            raise self.fail(key, f"must be a non-empty list, got {value!r}")
+            raise self.fail(key, f"must be a non-empty list, got {_shown(value)}")
         items = tuple(self.scalar(v, f"{key}[{i}]", kind, check) for i, v in enumerate(value))
         if len(set(items)) != len(items):
-            raise self.fail(key, f"has repeated options {list(items)}")
+            raise self.fail(key, f"has repeated options {_shown(list(items))}")
         return items
 
+    def text(self, value: Any, key: str, max_chars: int, one_line: bool = True) -> str:
+        """A plain string of at most `max_chars` characters, without control characters."""
+        allowed = "" if one_line else "\n\t"
+        return self.scalar(value, key, str, lambda v: (
+            f"must be at most {max_chars} characters" if len(v) > max_chars else
+            "must not hold control characters" if any(c < " " and c not in allowed for c in v) else None))
 
-def _positive(v):
-    return None if v >= 1 else "must be >= 1"
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
-def _non_negative(v):
-    return None if v >= 0 else "must be >= 0"
+def _shown(value: Any) -> str:
+    """A value for a message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
-def _odd_positive(v):
-    return None if v >= 1 and v % 2 == 1 else "must be an odd kernel size >= 1"
+def _between(low: int, high: int, of: str = "") -> _Check:
+    """`of` says where the bound comes from."""
+    return lambda v: None if low <= v <= high else f"must be from {low:,} to {high:,}{of}"
+
+
+def _at_least(low: int) -> _Check:
+    return lambda v: None if v >= low else f"must be >= {low}"
 
 
 def _probability(v):
@@ -167,28 +284,49 @@ def _one_of(options: tuple[str, ...]) -> _Check:
     return lambda v: None if v in options else f"must be one of {', '.join(options)}"
 
 
+def layer_checks(input_size: int) -> dict[str, _Check]:
+    """The check of each integer layer field for images of `input_size` pixels: an odd kernel
+    no wider than the image (wider ones add only padding), a width that fits int16, a stride
+    from 1 to the image size (a larger one gives the same 1-pixel feature map). With odd
+    kernels and padding kernel // 2, every feature map keeps at least one pixel."""
+    largest_kernel = input_size - 1 + input_size % 2
+    return {
+        "kernel_size": lambda v: None if 1 <= v <= largest_kernel and v % 2 == 1
+        else f"must be an odd kernel size from 1 to {largest_kernel}",
+        "width": _between(1, MAX_WIDTH, " (width is int16 in architectures.parquet)"),
+        "stride": _between(1, input_size, " (the image size)"),
+    }
+
+
 # --- sections -----------------------------------------------------------------
 
-def _search_space(r: _Reader, raw: Any) -> tuple[SearchSpace, Generator]:
+def _search_space(r: _Reader, raw: Any, input_size: int) -> tuple[SearchSpace, Generator]:
     m = r.mapping(raw, "search_space", {"positions", "min_layers", "max_stride2_layers", "generator"},
                   {"positions", "min_layers"})
     if not isinstance(m["positions"], list) or not m["positions"]:
         raise r.fail("search_space.positions", "must be a non-empty list of layer positions")
+    if len(m["positions"]) > MAX_POSITIONS:
+        raise r.fail("search_space.positions", f"{len(m['positions'])} positions, at most {MAX_POSITIONS}")
+    checks = layer_checks(input_size)
     positions = []
     for i, p in enumerate(m["positions"]):
         key = f"search_space.positions[{i}]"
         pm = r.mapping(p, key, {"kernel_size", "width", "stride", "residual"},
                        {"kernel_size", "width", "stride", "residual"})
         positions.append(PositionOptions(
-            kernel_size=r.choices(pm["kernel_size"], f"{key}.kernel_size", int, _odd_positive),
-            width=r.choices(pm["width"], f"{key}.width", int, _positive),
-            stride=r.choices(pm["stride"], f"{key}.stride", int, _positive),
+            kernel_size=r.choices(pm["kernel_size"], f"{key}.kernel_size", int, checks["kernel_size"]),
+            width=r.choices(pm["width"], f"{key}.width", int, checks["width"]),
+            stride=r.choices(pm["stride"], f"{key}.stride", int, checks["stride"]),
             residual=r.choices(pm["residual"], f"{key}.residual", bool),
         ))
+        options = math.prod(len(o) for o in vars(positions[-1]).values())
+        if options > MAX_OPTIONS:
+            raise r.fail(key, f"{options:,} layer options (kernel sizes x widths x strides x residual), "
+                              f"at most {MAX_OPTIONS:,}")
     n = len(positions)
     min_layers = r.scalar(m["min_layers"], "search_space.min_layers", int,
                           lambda v: None if 1 <= v <= n else f"must be between 1 and {n} (the number of positions)")
-    max_s2 = r.scalar(m.get("max_stride2_layers", n), "search_space.max_stride2_layers", int, _non_negative)
+    max_s2 = r.scalar(m.get("max_stride2_layers", n), "search_space.max_stride2_layers", int, _between(0, n))
     g = r.mapping(m.get("generator", {}), "search_space.generator", {"mode", "count", "seed"}, set())
     mode = r.scalar(g.get("mode", "enumerate"), "search_space.generator.mode", str, _one_of(GENERATOR_MODES))
     count = seed = None
@@ -196,26 +334,34 @@ def _search_space(r: _Reader, raw: Any) -> tuple[SearchSpace, Generator]:
         for name in ("count", "seed"):
             if name not in g:
                 raise r.fail(f"search_space.generator.{name}", "required when mode is sample")
-        count = r.scalar(g["count"], "search_space.generator.count", int, _positive)
-        seed = r.scalar(g["seed"], "search_space.generator.seed", int, _non_negative)
+        count = r.scalar(g["count"], "search_space.generator.count", int, _between(1, MAX_SCHEMES))
+        seed = r.scalar(g["seed"], "search_space.generator.seed", int, _between(0, MAX_SEED))
     elif set(g) - {"mode"}:
         raise r.fail("search_space.generator", "count and seed apply only to mode: sample")
-    return SearchSpace(tuple(positions), min_layers, max_s2), Generator(mode, count, seed)
+    return SearchSpace(tuple(positions), min_layers, max_s2, source=r.path), Generator(mode, count, seed)
 
 
 def _dataset(r: _Reader, raw: Any) -> DatasetSpec:
     m = r.mapping(raw, "dataset", {"name", "root", "train_size", "test_size", "download"}, {"name"})
-    size = lambda k: None if m.get(k) is None else r.scalar(m[k], f"dataset.{k}", int, _positive)
+    name = r.scalar(m["name"], "dataset.name", str, _one_of(DATASETS))
+    limits = DATASET_SIZES.get(name)
+
+    def size(key: str, i: int) -> int | None:
+        if m.get(key) is None:
+            return None
+        check = _between(1, limits[i], f" (the images {name} has)") if limits else _at_least(1)
+        return r.scalar(m[key], f"dataset.{key}", int, check)
+
     return DatasetSpec(
-        name=r.scalar(m["name"], "dataset.name", str, _one_of(DATASETS)),
-        root=None if m.get("root") is None else r.scalar(m["root"], "dataset.root", str),
-        train_size=size("train_size"),
-        test_size=size("test_size"),
+        name=name,
+        root=None if m.get("root") is None else r.text(m["root"], "dataset.root", MAX_PATH_CHARS),
+        train_size=size("train_size", 0),
+        test_size=size("test_size", 1),
         download=r.scalar(m.get("download", True), "dataset.download", bool),
     )
 
 
-def _training(r: _Reader, raw: Any) -> Training:
+def _training(r: _Reader, raw: Any, dataset: DatasetSpec) -> Training:
     m = r.mapping(raw, "training", {"epochs", "batch_size", "optimizer", "lr_schedule", "normalize", "seeds"},
                   {"epochs", "batch_size", "optimizer", "lr_schedule", "normalize", "seeds"})
     opt = r.mapping(m["optimizer"], "training.optimizer", {"name", "lr", "momentum", "weight_decay", "nesterov"},
@@ -226,50 +372,62 @@ def _training(r: _Reader, raw: Any) -> Training:
     r.scalar(sched["kind"], "training.lr_schedule.kind", str, _one_of(("cyclic-step",)))
     norm = r.mapping(m["normalize"], "training.normalize", {"mean", "std"}, {"mean", "std"})
     if not isinstance(m["seeds"], list) or not m["seeds"]:
-        raise r.fail("training.seeds", f"must be a non-empty list of integers, got {m['seeds']!r}")
-    return Training(
-        epochs=r.scalar(m["epochs"], "training.epochs", int, _positive),
-        batch_size=r.scalar(m["batch_size"], "training.batch_size", int, _positive),
+        raise r.fail("training.seeds", f"must be a non-empty list of integers, got {_shown(m['seeds'])}")
+    train_images = dataset.train_size or DATASET_SIZES.get(dataset.name, (None,))[0]
+    batch_check = _between(1, train_images, " (the training images)") if train_images else _at_least(1)
+    training = Training(
+        epochs=r.scalar(m["epochs"], "training.epochs", int,
+                        _between(1, MAX_EPOCHS, " (epoch is int16 in epochs.parquet)")),
+        batch_size=r.scalar(m["batch_size"], "training.batch_size", int, batch_check),
         lr=r.scalar(opt["lr"], "training.optimizer.lr", float, lambda v: None if v > 0 else "must be > 0"),
         momentum=r.scalar(opt["momentum"], "training.optimizer.momentum", float, _probability),
-        weight_decay=r.scalar(opt["weight_decay"], "training.optimizer.weight_decay", float, _non_negative),
+        weight_decay=r.scalar(opt["weight_decay"], "training.optimizer.weight_decay", float, _at_least(0)),
         nesterov=r.scalar(opt.get("nesterov", False), "training.optimizer.nesterov", bool),
         lr_factor=r.scalar(sched["factor"], "training.lr_schedule.factor", float,
                            lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
-        lr_cycle=r.scalar(sched["cycle"], "training.lr_schedule.cycle", int, _positive),
+        lr_cycle=r.scalar(sched["cycle"], "training.lr_schedule.cycle", int, _at_least(1)),
         mean=r.scalar(norm["mean"], "training.normalize.mean", float),
         std=r.scalar(norm["std"], "training.normalize.std", float, lambda v: None if v > 0 else "must be > 0"),
-        seeds=r.choices(m["seeds"], "training.seeds", int, _non_negative),
+        seeds=r.choices(m["seeds"], "training.seeds", int, _between(0, MAX_SEED, " (seed is int64 in epochs.parquet)")),
     )
+    last = min(training.lr_cycle, training.epochs)
+    if not training.lr_at(last) > 0:
+        raise r.fail("training.lr_schedule.factor", f"the learning rate underflows to 0 at epoch {last}")
+    return training
 
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise NaapError(f"{path}: recipe file not found") from None
-    except yaml.YAMLError as exc:
-        raise NaapError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = _read_yaml(path)
     r = _Reader(path)
+    if not isinstance(raw, dict):
+        raise NaapError(f"{path}: a recipe is a mapping of name, search_space, dataset, training, split; "
+                        f"got {type(raw).__name__}")
     top = r.mapping(raw, "", {"name", "description", "search_space", "dataset", "training", "split", "runner"},
                     {"name", "search_space", "dataset", "training", "split"})
-    space, generator = _search_space(r, top["search_space"])
+    name = r.text(top["name"], "name", MAX_NAME_CHARS)
+    if not name.strip():
+        raise r.fail("name", "must not be empty")
+    if "description" in top:
+        r.text(top["description"], "description", MAX_TEXT_CHARS, one_line=False)
+    dataset = _dataset(r, top["dataset"])
+    space, generator = _search_space(r, top["search_space"], dataset.shape[1])
+    training = _training(r, top["training"], dataset)
     split = r.mapping(top["split"], "split", {"test_items"}, {"test_items"})
     runner = r.mapping(top.get("runner", {}), "runner", {"strategy", "trainings_per_device"}, set())
     return Recipe(
-        name=r.scalar(top["name"], "name", str, lambda v: None if v.strip() else "must not be empty"),
+        name=name,
         path=path,
         search_space=space,
         generator=generator,
-        dataset=_dataset(r, top["dataset"]),
-        training=_training(r, top["training"]),
-        split=Split(r.scalar(split["test_items"], "split.test_items", int, _non_negative)),
+        dataset=dataset,
+        training=training,
+        split=Split(r.scalar(split["test_items"], "split.test_items", int, _between(0, MAX_SCHEMES))),
         runner=Runner(
             strategy=r.scalar(runner.get("strategy", "shard"), "runner.strategy", str, _one_of(STRATEGIES)),
-            trainings_per_device=r.scalar(runner.get("trainings_per_device", 1),
-                                          "runner.trainings_per_device", int, _positive),
+            trainings_per_device=r.scalar(runner.get("trainings_per_device", 1), "runner.trainings_per_device",
+                                          int, _between(1, MAX_TRAININGS_PER_DEVICE)),
         ),
         raw=raw,
     )

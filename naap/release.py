@@ -9,50 +9,89 @@ from pathlib import Path
 import pandas as pd
 
 import naap
-from naap.errors import NaapError
-from naap.recipe import Recipe
+from naap.errors import NaapError, first_line
+from naap.recipe import MAX_EPOCHS, Recipe, layer_checks
 from naap.space import scheme_from_dicts
-from naap.tables import (WIDE_EPOCH_COLUMNS, WIDE_SCHEME_COLUMNS, Tables, atomic_write, describe_architectures,
-                         to_wide)
+from naap.tables import (WIDE_EPOCH_COLUMNS, WIDE_SCHEME_COLUMNS, Tables, atomic_write, check_tables,
+                         describe_architectures, to_wide)
 
 CSV_NAME = "naap440.csv"
 SCHEMES_NAME = "generated_schemes.json"
+IMPORTED = "imported release"  # the provenance kind of what import_release writes
 SOURCE = "NAAP-440 (T. Hakim, arXiv 2209.06626), published release, MIT licence"
-EPOCH_COLUMN = re.compile(r"^e(\d+)(LossMean|LossMedian|Accuracy)$")
+EPOCH_COLUMN = re.compile(r"^e(\d{1,5})(LossMean|LossMedian|Accuracy)$")
+LAYER_FIELDS = ("kernel_size", "width", "stride", "residual")
 
 
-def _read_schemes(path: Path) -> list:
+def _read_schemes(path: Path, input_size: int) -> list:
+    """The schemes JSON: a list of schemes, each a non-empty list of layers with exactly the
+    four fields, each value of its type and in the recipe's range (recipe.layer_checks)."""
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NaapError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise NaapError(f"{path}: not valid JSON ({exc})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise NaapError(f"{path}: not valid JSON ({first_line(exc)})") from None
+    if not isinstance(raw, list):
+        raise NaapError(f"{path}: must be a list of schemes, got {type(raw).__name__}")
+    checks = layer_checks(input_size)
     schemes = []
     for i, layers in enumerate(raw):
+        if not isinstance(layers, list) or not layers:
+            raise NaapError(f"{path}: scheme {i}: must be a non-empty list of layers, got {layers!r:.60}")
         for j, layer in enumerate(layers):
-            missing = {"kernel_size", "width", "stride", "residual"} - set(layer)
-            if missing:
-                raise NaapError(f"{path}: scheme {i} layer {j}: missing field '{sorted(missing)[0]}'")
+            where = f"{path}: scheme {i} layer {j}"
+            if not isinstance(layer, dict):
+                raise NaapError(f"{where}: must be an object with {', '.join(LAYER_FIELDS)}, got {layer!r:.60}")
+            for name in LAYER_FIELDS:
+                if name not in layer:
+                    raise NaapError(f"{where}: missing field '{name}'")
+            for name in layer:
+                if name not in LAYER_FIELDS:
+                    raise NaapError(f"{where}: unexpected field {name!r:.60}")
+            if not isinstance(layer["residual"], bool):
+                raise NaapError(f"{where}: field 'residual': must be true or false, got {layer['residual']!r:.60}")
+            for name, check in checks.items():
+                value = layer[name]
+                problem = (check(value) if isinstance(value, int) and not isinstance(value, bool)
+                           else "must be an integer")
+                if problem:
+                    raise NaapError(f"{where}: field '{name}': {problem}, got {value!r:.60}")
         schemes.append(scheme_from_dicts(layers))
     return schemes
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    """The published CSV: the scheme columns, integer but MaxAccuracy, IsTest 0 or 1, and the
+    three epoch columns of every epoch 1..n, all numbers, none missing."""
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
         raise NaapError(f"{path}: file not found") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise NaapError(f"{path}: not a readable CSV ({exc})") from None
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise NaapError(f"{path}: not a readable CSV ({first_line(exc)})") from None
     for column in WIDE_SCHEME_COLUMNS.values():
         if column not in frame.columns:
             raise NaapError(f"{path}: missing column '{column}'")
     for column in frame.columns:
         if column not in WIDE_SCHEME_COLUMNS.values() and not EPOCH_COLUMN.match(column):
-            raise NaapError(f"{path}: unexpected column '{column}'")
+            raise NaapError(f"{path}: unexpected column {column!r:.60}")
         if frame[column].isna().any():
             raise NaapError(f"{path}: column '{column}' has missing values")
+        integer = column in WIDE_SCHEME_COLUMNS.values() and column != "MaxAccuracy"
+        if not (pd.api.types.is_integer_dtype if integer else pd.api.types.is_numeric_dtype)(frame[column]) \
+                or pd.api.types.is_bool_dtype(frame[column]):
+            raise NaapError(f"{path}: column '{column}': must hold {'integers' if integer else 'numbers'} only")
+    if not frame["IsTest"].isin([0, 1]).all():
+        raise NaapError(f"{path}: column 'IsTest': ModelId {frame['ModelId'][~frame['IsTest'].isin([0, 1])].iloc[0]} "
+                        f"is not 0 or 1")
+    present = {c for c in frame.columns if EPOCH_COLUMN.match(c)}
+    last = max((int(EPOCH_COLUMN.match(c)[1]) for c in present), default=0)
+    wanted = {f"e{e}{suffix}" for e in range(1, min(last, MAX_EPOCHS) + 1) for suffix in WIDE_EPOCH_COLUMNS.values()}
+    if not present or present != wanted:
+        first = min(present ^ wanted, key=lambda c: (int(EPOCH_COLUMN.match(c)[1]), c), default="e1Accuracy")
+        raise NaapError(f"{path}: column '{first}': the epoch columns must be e1..eN (N at most {MAX_EPOCHS}), "
+                        f"each with {', '.join(WIDE_EPOCH_COLUMNS.values())}")
     return frame
 
 
@@ -66,7 +105,7 @@ def import_release(release_dir: str | Path, recipe: Recipe) -> tuple[Tables, dic
     release_dir = Path(release_dir)
     csv_path, schemes_path = release_dir / CSV_NAME, release_dir / SCHEMES_NAME
     wide = _read_csv(csv_path)
-    schemes = _read_schemes(schemes_path)
+    schemes = _read_schemes(schemes_path, recipe.dataset.shape[1])
     if list(wide["ModelId"]) != list(range(1, len(schemes) + 1)):
         raise NaapError(f"{csv_path}: ModelId must run 1..{len(schemes)} in order, "
                         f"one row per scheme of {schemes_path.name}")
@@ -97,14 +136,16 @@ def import_release(release_dir: str | Path, recipe: Recipe) -> tuple[Tables, dic
 
     provenance = {
         "source": SOURCE,
-        "kind": "imported release",
+        "kind": IMPORTED,
         "files": {p.name: {"sha256": _sha256(p)} for p in (csv_path, schemes_path)},
         "recipe": {"name": recipe.name, "file": recipe.path.name, "contents": recipe.raw},
         "versions": {"naap": naap.__version__, "pandas": pd.__version__,
                      "pyarrow": __import__("pyarrow").__version__},
         "notes": "lr is the recipe's schedule; the release has no test_loss, train_accuracy or epoch_seconds.",
     }
-    return Tables(architectures, epochs.sort_values(["arch_id", "seed", "epoch"], ignore_index=True)), provenance
+    tables = Tables(architectures, epochs.sort_values(["arch_id", "seed", "epoch"], ignore_index=True))
+    check_tables(tables, csv_path, csv_path)
+    return tables, provenance
 
 
 def release_card(tables: Tables, provenance: dict) -> str:

@@ -1,15 +1,16 @@
 """The search space: layers, schemes, the depth-first enumeration and seeded sampling."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import random
 from dataclasses import asdict, dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from naap.errors import NaapError
-from naap.recipe import Generator, PositionOptions, SearchSpace
+from naap.recipe import MAX_SCHEMES, Generator, PositionOptions, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -62,21 +63,64 @@ def _allowed(prefix: Scheme, layer: Layer, space: SearchSpace) -> bool:
     return stride2 <= space.max_stride2_layers
 
 
-def enumerate_schemes(space: SearchSpace) -> list[Scheme]:
-    """Depth-first walk (SPEC section 2): a scheme is emitted before the longer ones extending it."""
-    out: list[Scheme] = []
+def _completions(space: SearchSpace) -> Callable[[int, int | None, int], int]:
+    """count(depth, last_width, stride2): how many schemes start with a prefix of `depth` layers
+    ending in `last_width` with `stride2` stride-2 layers, the prefix itself included. What
+    may follow a prefix depends on nothing else (see _allowed), so the space is counted in
+    a few steps per position, without listing it."""
+    n, k = len(space.positions), [len(p.kernel_size) for p in space.positions]
 
-    def walk(prefix: Scheme) -> None:
+    @functools.cache
+    def fresh(depth: int, stride2: int) -> int:  # schemes going on with a non-residual layer
+        p = space.positions[depth]
+        if False not in p.residual:
+            return 0
+        total = 0
+        for s in p.stride:
+            after = stride2 + (s == 2)
+            if after <= space.max_stride2_layers:
+                total += k[depth] * sum(count(depth + 1, w, after) for w in p.width)
+        return total
+
+    @functools.cache
+    def count(depth: int, last_width: int | None, stride2: int) -> int:
+        total = int(depth >= space.min_layers)
+        if depth == n:
+            return total
+        p = space.positions[depth]
+        total += fresh(depth, stride2)
+        if last_width is not None and True in p.residual and 1 in p.stride and last_width in p.width:
+            total += k[depth] * count(depth + 1, last_width, stride2)
+        return total
+
+    return count
+
+
+def count_schemes(space: SearchSpace) -> int:
+    """The number of schemes the depth-first walk gives, exactly, without the walk."""
+    return _completions(space)(0, None, 0)
+
+
+def iter_schemes(space: SearchSpace) -> Iterator[Scheme]:
+    """Depth-first walk (SPEC section 2): a scheme is emitted before the longer ones extending it.
+    A prefix nothing valid extends is never entered, so each scheme costs one path."""
+    count, n = _completions(space), len(space.positions)
+
+    def walk(prefix: Scheme, stride2: int) -> Iterator[Scheme]:
         if len(prefix) >= space.min_layers:
-            out.append(prefix)
-        if len(prefix) == len(space.positions):
+            yield prefix
+        if len(prefix) == n:
             return
         for layer in _options(space.positions[len(prefix)]):
-            if _allowed(prefix, layer, space):
-                walk(prefix + (layer,))
+            after = stride2 + (layer.stride == 2)
+            if _allowed(prefix, layer, space) and count(len(prefix) + 1, layer.width, after):
+                yield from walk(prefix + (layer,), after)
 
-    walk(())
-    return out
+    return walk((), 0)
+
+
+def enumerate_schemes(space: SearchSpace) -> list[Scheme]:
+    return list(iter_schemes(space))
 
 
 def sample_schemes(space: SearchSpace, count: int, seed: int) -> list[Scheme]:
@@ -104,8 +148,26 @@ def sample_schemes(space: SearchSpace, count: int, seed: int) -> list[Scheme]:
     return list(seen)
 
 
-def generate_schemes(space: SearchSpace, generator: Generator) -> list[Scheme]:
-    """The recipe's architectures in arch_id order (arch_id = index + 1)."""
+def _how_many(n: int) -> str:
+    digits = len(str(n))
+    return f"{n:,}" if digits <= 12 else f"{n / 10 ** (digits - 1):.1f}e{digits - 1}"
+
+
+def generate_schemes(space: SearchSpace, generator: Generator, limit: int | None = None,
+                     max_schemes: int = MAX_SCHEMES) -> list[Scheme]:
+    """The recipe's architectures in arch_id order (arch_id = index + 1); with `limit`, the first
+    `limit` of them. Counted first: more than `max_schemes` is refused before any is made."""
+    where = f"{space.source}: " if space.source else ""
+    total = count_schemes(space)
+    if total == 0:
+        raise NaapError(f"{where}search_space: no scheme satisfies the constraints")
+    if generator.mode == "sample" and generator.count > total:
+        raise NaapError(f"{where}search_space.generator.count: {generator.count:,} schemes asked for, "
+                        f"the search space has only {_how_many(total)}")
+    wanted = total if generator.mode == "enumerate" else generator.count
+    if min(wanted, limit or wanted) > max_schemes:
+        raise NaapError(f"{where}search_space: {_how_many(wanted)} schemes; naap lists or trains at most "
+                        f"{max_schemes:,} (take the first ones with --limit N, or generator.mode: sample)")
     if generator.mode == "enumerate":
-        return enumerate_schemes(space)
-    return sample_schemes(space, generator.count, generator.seed)
+        return list(itertools.islice(iter_schemes(space), limit))
+    return sample_schemes(space, min(generator.count, limit or generator.count), generator.seed)

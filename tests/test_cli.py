@@ -71,3 +71,24 @@ def test_help_lists_every_command():
     assert out.returncode == 0
     for command in ("schemes", "info", "import-release", "export-csv", "dataset", "leaderboard"):
         assert command in out.stdout
+
+
+def test_schemes_limit_lists_the_first_of_a_space_too_large_to_list(tmp_path):
+    """A space of 1.3e17 schemes: refused whole, its first ones listed with --limit, in the order of
+    the full listing (checked against the naap440 space, whose 440 are listed in full)."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "recipes" / "naap440.yaml").read_text())
+    raw["search_space"].update(min_layers=12, max_stride2_layers=12, positions=[
+        {"kernel_size": [1, 3, 5], "width": [8, 16, 24, 32], "stride": [1, 2], "residual": [False, True]}
+        for _ in range(12)])
+    (tmp_path / "huge.yaml").write_text(yaml.safe_dump(raw))
+    refused = naap("schemes", tmp_path / "huge.yaml")
+    assert refused.returncode == 2 and "1.3e17 schemes" in refused.stderr and "--limit" in refused.stderr
+    listed = naap("schemes", tmp_path / "huge.yaml", "--limit", 2, "--json")
+    assert listed.returncode == 0, listed.stderr
+    plain = {"kernel_size": 1, "width": 8, "stride": 1, "residual": False}
+    assert [r["layers"] for r in json.loads(listed.stdout)] == [
+        [plain] * 12, [plain] * 11 + [{**plain, "residual": True}]]
+    full = json.loads(naap("schemes", "recipes/naap440.yaml", "--json").stdout)
+    assert json.loads(naap("schemes", "recipes/naap440.yaml", "--json", "--limit", 7).stdout) == full[:7]

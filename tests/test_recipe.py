@@ -51,7 +51,7 @@ DELETE = object()
     (("training", "epochz"), 3, "training.epochz: unknown key"),
     (("colour",), "red", "colour: unknown key"),
     (("training", "epochs"), "ninety", "training.epochs: must be int"),
-    (("training", "epochs"), 0, "training.epochs: must be >= 1"),
+    (("training", "epochs"), 0, "training.epochs: must be from 1 to 32,767"),
     (("training", "batch_size"), 2.5, "training.batch_size: must be int"),
     (("training", "optimizer", "momentum"), 1.5, "training.optimizer.momentum: must be in [0, 1)"),
     (("training", "optimizer", "lr"), -0.1, "training.optimizer.lr: must be > 0"),
@@ -65,7 +65,7 @@ DELETE = object()
     (("search_space", "generator"), {"mode": "random"}, "search_space.generator.mode: must be one of"),
     (("dataset", "name"), "imagenet", "dataset.name: must be one of"),
     (("dataset", "name"), DELETE, "dataset.name: missing required key"),
-    (("split", "test_items"), -1, "split.test_items: must be >= 0"),
+    (("split", "test_items"), -1, "split.test_items: must be from 0 to"),
     (("runner", "strategy"), "fsdp", "runner.strategy: must be one of shard, ddp"),
 ])
 def test_bad_recipe_is_refused_naming_file_and_key(tmp_path, path, value, message):
@@ -80,5 +80,29 @@ def test_missing_and_malformed_files_are_named(tmp_path):
         load_recipe(tmp_path / "nope.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [unclosed\n")
-    with pytest.raises(NaapError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(NaapError, match="broken.yaml: line 2: not valid YAML"):
         load_recipe(broken)
+
+
+@pytest.mark.parametrize("path,value", [
+    (("search_space", "positions", 3, "kernel_size"), [1, 31]),
+    (("search_space", "positions", 3, "stride"), [1, 32]),
+    (("search_space", "positions", 3, "width"), [1, 32767]),
+    (("training", "seeds"), [0, 2 ** 63 - 1]),
+    (("training", "epochs"), 32767),
+    (("dataset", "train_size"), 50000),
+    (("dataset", "test_size"), 10000),
+    (("training", "batch_size"), 50000),
+    (("training", "optimizer", "lr"), 1),
+    (("description",), "two\nlines\tand a tab"),
+], ids=["kernel-31", "stride-32", "width-32767", "seed-2**63-1", "epochs-32767", "train-size-50000",
+        "test-size-10000", "batch-the-whole-set", "lr-an-integer", "description-multiline"])
+def test_the_largest_values_that_fit_are_accepted(tmp_path, path, value):
+    """The bounds refuse only what does not fit: each limit itself loads."""
+    recipe = load_recipe(write(tmp_path, edit(path, value)))
+    assert recipe.raw == edit(path, value)
+
+
+def test_every_shipped_recipe_loads():
+    for path in sorted((REPO / "recipes").glob("*.yaml")):
+        assert load_recipe(path).name == path.stem
