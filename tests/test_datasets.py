@@ -364,7 +364,7 @@ def test_a_relative_root_is_taken_from_the_working_directory_by_estimate_and_by_
     work.mkdir()
     raw = yaml.safe_load(SMOKE.read_text())
     raw["dataset"] = {"name": "synthetic", "root": "data/synthetic", "train_size": 64, "test_size": 32}
-    raw["training"] |= {"epochs": 1, "seeds": [1]}
+    raw["training"] |= {"epochs": 1, "seeds": [1], "batch_size": 32}
     recipe = recipes / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(raw))
     naap = lambda *args: subprocess.run([sys.executable, "-m", "naap", "dataset", recipe, *args, "--limit", "1"],
