@@ -7,6 +7,6 @@ REPO = Path(__file__).resolve().parents[1]
 RELEASE_DIR = REPO / "data" / "naap440-release"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def release_dir() -> Path:
     return RELEASE_DIR
