@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from naap.recipe import load_recipe
-from naap.release import export_csv, import_release, release_card
+from naap.release import copy_licence, export_csv, import_release, release_card
 from naap.space import generate_schemes
 from naap.tables import describe_architectures, load_tables, read_provenance, write_dataset
 
@@ -44,6 +44,7 @@ def run_info(args) -> int:
 
 def run_import_release(args) -> int:
     tables, provenance = import_release(args.release_dir, load_recipe(args.recipe))
+    copy_licence(args.release_dir, args.out)
     write_dataset(tables, args.out, provenance, release_card(tables, provenance))
     print(f"wrote {args.out}: {len(tables.architectures)} architectures, {len(tables.epochs)} epoch rows")
     return 0
