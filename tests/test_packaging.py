@@ -68,3 +68,22 @@ def test_an_installed_wheel_loads_naap440_from_another_folder(wheel, tmp_path):
     help_ = subprocess.run([str(env / "bin" / "naap"), "--help"], cwd=elsewhere, capture_output=True, text=True)
     assert help_.returncode == 0 and "predictors" in help_.stdout
     assert not list(elsewhere.iterdir())
+
+
+def test_the_release_licence_travels_with_the_data(release_dir, tmp_path):
+    licence = (release_dir / "LICENSE").read_bytes()
+    assert (REPO / "data" / "naap440" / "LICENSE-NAAP440").read_bytes() == licence
+    assert "its text in LICENSE-NAAP440" in (REPO / "data" / "naap440" / "DATASET.md").read_text()
+    naap = [sys.executable, "-m", "naap", "import-release"]
+    out = subprocess.run([*naap, str(release_dir), "--out", str(tmp_path / "d")], cwd=REPO, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "d" / "LICENSE-NAAP440").read_bytes() == licence
+    unlicensed = tmp_path / "unlicensed"
+    shutil.copytree(release_dir, unlicensed)
+    (unlicensed / "LICENSE").unlink()
+    out = subprocess.run([*naap, str(unlicensed), "--out", str(tmp_path / "e")], cwd=REPO, capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and out.stderr.strip() == (
+        f"naap: error: {unlicensed / 'LICENSE'}: file not found (the release's licence travels with its data)")
+    assert not (tmp_path / "e").exists()
