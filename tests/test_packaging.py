@@ -87,3 +87,21 @@ def test_the_release_licence_travels_with_the_data(release_dir, tmp_path):
     assert out.returncode == 2 and out.stderr.strip() == (
         f"naap: error: {unlicensed / 'LICENSE'}: file not found (the release's licence travels with its data)")
     assert not (tmp_path / "e").exists()
+
+
+def test_citation_cites_the_paper_and_this_version_of_the_software():
+    import tomllib
+
+    import yaml
+
+    import naap
+
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["type"] == "software" and citation["license"] == "MIT"
+    assert str(citation["version"]) == naap.__version__ == tomllib.loads(
+        (REPO / "pyproject.toml").read_text())["project"]["version"]
+    paper = citation["preferred-citation"]
+    assert paper["doi"] == "10.48550/arXiv.2209.06626" and paper["year"] == 2022
+    assert paper["title"] == "NAAP-440 Dataset and Baseline for Neural Architecture Accuracy Prediction"
+    assert paper["authors"][0]["family-names"] == "Hakim"
+    assert (REPO / "LICENSE").read_text().splitlines()[2] == "Copyright (c) 2026 the naap developers"
