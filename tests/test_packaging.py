@@ -1,6 +1,7 @@
 """The wheel carries the dataset and the recipes; installed into a fresh environment, naap loads
 NAAP-440 from any folder. (The editable install of `make install` is the one the other tests run
 under: tests/test_api.py loads NAAP-440 there from a temporary folder.)"""
+import os
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,9 @@ def test_the_wheel_carries_every_file_of_the_dataset_and_the_recipes_and_not_the
 
 def test_an_installed_wheel_loads_naap440_from_another_folder(wheel, tmp_path):
     """A fresh virtual environment that sees this interpreter's packages through a .pth file (no
-    network needed), with only the wheel installed into it; run from an empty folder."""
+    network needed), with only the wheel installed into it; run from an empty folder, with no
+    PYTHONPATH that could lead to a checkout."""
+    clean = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     env = tmp_path / "env"
     venv.EnvBuilder(with_pip=False).create(env)
     python = env / "bin" / "python"
@@ -62,10 +65,11 @@ def test_an_installed_wheel_loads_naap440_from_another_folder(wheel, tmp_path):
             "assert naap.__file__.startswith(%r), naap.__file__; "
             "assert b.arch_id('k3w12s2 k3w16s2 k1w16s1r') == b.arch_id(10) == 10; "
             "assert len(b.query(None, epoch=9)) == 440; print(b.path)") % site
-    out = subprocess.run([str(python), "-c", code], cwd=elsewhere, capture_output=True, text=True)
+    out = subprocess.run([str(python), "-c", code], cwd=elsewhere, capture_output=True, text=True, env=clean)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(Path(site) / "naap" / "data" / "naap440")
-    help_ = subprocess.run([str(env / "bin" / "naap"), "--help"], cwd=elsewhere, capture_output=True, text=True)
+    help_ = subprocess.run([str(env / "bin" / "naap"), "--help"], cwd=elsewhere, capture_output=True, text=True,
+                           env=clean)
     assert help_.returncode == 0 and "predictors" in help_.stdout
     assert not list(elsewhere.iterdir())
 
