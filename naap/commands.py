@@ -7,7 +7,7 @@ from pathlib import Path
 
 from naap.errors import NaapError
 from naap.recipe import MAX_SCHEMES, load_recipe
-from naap.release import IMPORTED, export_csv, import_release, release_card
+from naap.release import IMPORTED, LICENCE_COPY, copy_licence, export_csv, import_release, release_card
 from naap.space import generate_schemes
 from naap.tables import DATASET_FILES, describe_architectures, load_tables, read_provenance, write_dataset
 
@@ -58,7 +58,7 @@ def _check_import_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise NaapError(f"{out}: --out: is a file, not a folder")
     found = {p.name for p in out.iterdir()} if out.is_dir() else set()
-    if found and (found - set(DATASET_FILES) or "architectures.parquet" not in found
+    if found and (found - {*DATASET_FILES, LICENCE_COPY} or "architectures.parquet" not in found
                   or read_provenance(out / "architectures.parquet").get("kind") != IMPORTED):
         raise NaapError(f"{out}: --out: not empty and not written by `naap import-release`; use a new folder")
 
@@ -67,6 +67,7 @@ def run_import_release(args) -> int:
     out = Path(args.out)
     _check_import_out(out)
     tables, provenance = import_release(args.release_dir, load_recipe(args.recipe))
+    copy_licence(args.release_dir, out)
     write_dataset(tables, out, provenance, release_card(tables, provenance))
     print(f"wrote {args.out}: {len(tables.architectures)} architectures, {len(tables.epochs)} epoch rows")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,7 @@ IMPORTED = "imported release"  # the provenance kind of what import_release writ
 SOURCE = "NAAP-440 (T. Hakim, arXiv 2209.06626), published release, MIT licence"
 EPOCH_COLUMN = re.compile(r"^e(\d{1,5})(LossMean|LossMedian|Accuracy)$")
 LAYER_FIELDS = ("kernel_size", "width", "stride", "residual")
+LICENCE_COPY = "LICENSE-NAAP440"  # the release's licence, kept beside the imported data as its MIT terms ask
 
 
 def _read_schemes(path: Path, input_size: int) -> list:
@@ -159,7 +161,16 @@ def release_card(tables: Tables, provenance: dict) -> str:
 - max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f};
   {a['num_params'].min()} to {a['num_params'].max()} parameters
 - kind: {provenance['kind']}; naap {provenance['versions']['naap']}
+- licence: the release's MIT licence (Copyright (c) 2022 talcs), its text in {LICENCE_COPY}
 """
+
+
+def copy_licence(release_dir: str | Path, out_dir: str | Path) -> None:
+    """The release's LICENSE, copied beside the imported data as LICENSE-NAAP440."""
+    source = Path(release_dir) / "LICENSE"
+    if not source.is_file():
+        raise NaapError(f"{source}: file not found (the release's licence travels with its data)")
+    atomic_write(Path(out_dir) / LICENCE_COPY, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def export_csv(tables: Tables, out_path: str | Path, seed: int | None = None) -> None:

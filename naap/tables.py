@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from naap.errors import NaapError, first_line
 from naap.counts import count_macs, count_params
+from naap.resources import NAAP440, shipped
 from naap.space import Scheme, scheme_features, scheme_hash, scheme_to_dicts
 
 PROVENANCE_KEY = b"naap.provenance"
@@ -198,10 +199,10 @@ def read_provenance(path: str | Path) -> dict:
     return provenance
 
 
-def load_tables(data_dir: str | Path = "data/naap440") -> Tables:
-    """The two tables of a dataset directory as pandas frames, checked against the schemas
-    and the invariants of check_tables."""
-    data_dir = Path(data_dir)
+def load_tables(data_dir: str | Path | None = None) -> Tables:
+    """The two tables of a dataset directory (default: the shipped NAAP-440) as pandas frames,
+    checked against the schemas and the invariants of check_tables."""
+    data_dir = shipped(NAAP440) if data_dir is None else Path(data_dir)
     if not data_dir.is_dir():
         raise NaapError(f"{data_dir}: dataset directory not found")
     tables = Tables(read_parquet(data_dir / "architectures.parquet", ARCHITECTURES_SCHEMA),
@@ -338,6 +339,6 @@ def to_wide(tables: Tables, seed: int | None = None) -> pd.DataFrame:
                                                                                                      ignore_index=True)
 
 
-def load_wide(data_dir: str | Path = "data/naap440", seed: int | None = None) -> pd.DataFrame:
+def load_wide(data_dir: str | Path | None = None, seed: int | None = None) -> pd.DataFrame:
     """The wide frame of the published CSV (same columns, same values) from a dataset directory."""
     return to_wide(load_tables(data_dir), seed)
