@@ -67,8 +67,8 @@ def run_import_release(args) -> int:
     out = Path(args.out)
     _check_import_out(out)
     tables, provenance = import_release(args.release_dir, load_recipe(args.recipe))
-    copy_licence(args.release_dir, out)
     write_dataset(tables, out, provenance, release_card(tables, provenance))
+    copy_licence(args.release_dir, out)
     print(f"wrote {args.out}: {len(tables.architectures)} architectures, {len(tables.epochs)} epoch rows")
     return 0
 

@@ -108,6 +108,8 @@ def import_release(release_dir: str | Path, recipe: Recipe) -> tuple[Tables, dic
     csv_path, schemes_path = release_dir / CSV_NAME, release_dir / SCHEMES_NAME
     wide = _read_csv(csv_path)
     schemes = _read_schemes(schemes_path, recipe.dataset.shape[1])
+    if not (release_dir / "LICENSE").is_file():
+        raise NaapError(f"{release_dir / 'LICENSE'}: file not found (the release's licence travels with its data)")
     if list(wide["ModelId"]) != list(range(1, len(schemes) + 1)):
         raise NaapError(f"{csv_path}: ModelId must run 1..{len(schemes)} in order, "
                         f"one row per scheme of {schemes_path.name}")
@@ -166,11 +168,9 @@ def release_card(tables: Tables, provenance: dict) -> str:
 
 
 def copy_licence(release_dir: str | Path, out_dir: str | Path) -> None:
-    """The release's LICENSE, copied beside the imported data as LICENSE-NAAP440."""
-    source = Path(release_dir) / "LICENSE"
-    if not source.is_file():
-        raise NaapError(f"{source}: file not found (the release's licence travels with its data)")
-    atomic_write(Path(out_dir) / LICENCE_COPY, lambda tmp: shutil.copyfile(source, tmp))
+    """The release's LICENSE (import_release checked it is there), copied beside the imported data
+    as LICENSE-NAAP440."""
+    atomic_write(Path(out_dir) / LICENCE_COPY, lambda tmp: shutil.copyfile(Path(release_dir) / "LICENSE", tmp))
 
 
 def export_csv(tables: Tables, out_path: str | Path, seed: int | None = None) -> None:

@@ -66,8 +66,11 @@ def timed(tmp_path_factory):
     epochs = pd.concat([tables.epochs, second]).sort_values(["arch_id", "seed", "epoch"], ignore_index=True)
     epochs = epochs[(epochs["arch_id"] != 3) | (epochs["epoch"] <= 4)]
     epochs["epoch_seconds"] = np.random.default_rng(1).uniform(5, 9, len(epochs))
+    architectures = tables.architectures.assign(diverged=tables.architectures["arch_id"].isin([2, 3]))
+    best = epochs.groupby(["arch_id", "seed"])["test_accuracy"].max().groupby("arch_id").mean()
+    architectures["max_accuracy"] = architectures["arch_id"].map(best)
     path = tmp_path_factory.mktemp("timed")
-    write_dataset(Tables(tables.architectures, epochs), path,
+    write_dataset(Tables(architectures, epochs), path,
                   {"recipe": {"name": "timed"}, "dataset": {"train_size": 50_000, "test_size": 10_000}}, "# timed")
     return naap.load(path)
 
