@@ -9,6 +9,7 @@ Provenance (source, recipe, versions, ...) is JSON under the Parquet metadata ke
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -91,19 +92,27 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, schema: pa.Schema, prov
 
 
 def atomic_write(path: str | Path, write) -> None:
-    """Call `write(tmp_path)`, fsync, and rename over `path`: readers never see half a file."""
+    """Call `write(tmp_path)`, fsync, and rename over `path`: readers never see half a file.
+
+    A failing write (a full disk, a read-only folder, `path` a directory) leaves `path` as it
+    was, removes the temporary file and raises one NaapError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise NaapError(f"{path}: cannot write it ({exc.strerror or exc})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
