@@ -1,7 +1,8 @@
 """`naap dataset`: rank-independent results, crash safety, concurrent runs, divergence, clear errors.
 
 Every run trains recipes/smoke.yaml (synthetic data, seconds on a CPU) in a scratch folder,
-as a real process (python -m naap, or torchrun with gloo), one intra-op thread each.
+as a real process (python -m naap, or torchrun with gloo), in the environment a user has:
+no OMP_NUM_THREADS or MKL_NUM_THREADS (naap.settings fixes the threads itself).
 """
 import os
 import shutil
@@ -19,13 +20,17 @@ import yaml
 from naap.cli import main
 from naap.recipe import load_recipe
 from naap.errors import NaapError
-from naap.runner import Cluster, Workspace, check_shared, cost, plan
+from naap.cluster import Cluster
+from naap.cost import cost
+from naap.jobs import make_plan
+from naap.workspace import Workspace
 from naap.split import split_is_test
 from naap.tables import load_tables, read_provenance
 from tests.conftest import REPO
 
 SMOKE = REPO / "recipes" / "smoke.yaml"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+ENV = {name: value for name, value in os.environ.items() if name not in THREAD_VARIABLES}
 
 
 def naap(workdir: Path, *args, ranks: int = 0, **popen) -> subprocess.Popen:
@@ -90,6 +95,11 @@ def test_single_run_writes_the_layout_of_data_naap440(baseline):
     provenance = read_provenance(baseline / "epochs.parquet")
     assert provenance["recipe"]["contents"] == recipe.raw and provenance["world_sizes"] == [1]
     assert set(provenance["versions"]) >= {"naap", "torch", "torchvision"}
+    # One single-threaded training per core at once (this process's cores), recorded with the settings.
+    assert provenance["threads_per_training"] == [1] and provenance["strategies"] == ["shard"]
+    assert provenance["trainings_per_device"] == [len(os.sched_getaffinity(0))]
+    assert [s["cpu_threads_per_training"] for s in provenance["settings"]] == [1]
+    assert provenance["limit"] is None and provenance["shards"] == []
     assert (baseline / "DATASET.md").read_text().startswith("# smoke")
     assert sorted(p.name for p in baseline.iterdir()) == [
         "DATASET.md", "architectures.parquet", "epochs.parquet", "parts", "recipe.yaml"]
@@ -141,7 +151,7 @@ def test_ddp_strategy_trains_every_network_on_two_gloo_ranks_and_merges(workdir)
 
 def test_a_diverging_network_is_recorded_and_the_run_finishes(workdir):
     recipe = recipe_variant(workdir, "diverge.yaml", training__optimizer={
-        "name": "sgd", "lr": 1.0e4, "momentum": 0.9, "weight_decay": 1.0e-4}, training__seeds=[1])
+        "name": "sgd", "lr": 1.0e30, "momentum": 0.9, "weight_decay": 1.0e-4}, training__seeds=[1])
     finish(naap(workdir, "dataset", recipe, "--out", "diverged", "--limit", "2"))
     tables = load_tables(workdir / "diverged")
     assert tables.architectures["diverged"].tolist() == [True, True]
@@ -221,7 +231,7 @@ def test_estimate_prints_steps_flop_and_cpu_hours_without_training(workdir, caps
     assert main(["dataset", str(SMOKE), "--estimate"]) == 0
     out = capsys.readouterr().out
     recipe = load_recipe(SMOKE)
-    jobs, _ = plan(recipe, None)
+    jobs = make_plan(recipe).jobs
     steps, flop = cost(jobs, recipe.dataset.shape, 1024, 512, recipe.training)
     assert steps == 8 * (1024 // 128) * 2
     assert f"{steps:,} optimizer steps, {flop:.3g} FLOP" in out and "images/s" in out
@@ -229,7 +239,7 @@ def test_estimate_prints_steps_flop_and_cpu_hours_without_training(workdir, caps
 
 def test_cost_of_naap440_is_that_of_spec_section_7():
     recipe = load_recipe(REPO / "recipes" / "naap440.yaml")
-    jobs, _ = plan(recipe, None)
+    jobs = make_plan(recipe).jobs
     steps, flop = cost(jobs, recipe.dataset.shape, 50_000, 10_000, recipe.training)
     assert steps == 440 * 90 * 196
     assert round(flop / 1e15, 1) == 6.7
@@ -242,20 +252,28 @@ def test_max_hours_refuses_a_run_estimated_above_it_before_training(workdir, cap
     assert not (workdir / "budget" / "parts").exists()
 
 
-def test_max_hours_stops_every_rank_with_the_one_line(workdir):
-    """`make dataset` on a CPU: rank 0 times the run, and no other rank is left waiting for it."""
+def test_max_hours_stops_every_rank_and_only_rank_0_says_why(workdir):
+    """Rank 0 times the run; no other rank is left waiting for it, and the reason is printed once."""
     run = naap(workdir, "dataset", SMOKE, "--out", "budget2", "--max-hours", "1e-9", ranks=2)
     out, err = run.communicate(timeout=300)
-    assert run.returncode != 0 and err.count("naap: error: estimated") == 2, err
+    assert run.returncode != 0 and err.count("naap: error:") == 1 and "naap: error: estimated" in err, err
     assert not (workdir / "budget2" / "parts").exists()
 
 
 def test_a_rank_that_does_not_see_rank_0s_files_stops_with_a_clear_error(tmp_path, monkeypatch):
-    """Several nodes need one shared DIR: a rank that cannot see rank 0's mark there refuses to go on."""
-    monkeypatch.setattr(Cluster, "broadcast", lambda self, value: tmp_path / "another-node" / ".rank0-mark")
-    monkeypatch.setattr(Cluster, "barrier", lambda self: None)
+    """Several nodes need one shared DIR: a rank that does not find rank 0's recipe.yaml there
+    (another node's own folder of the same name) refuses to go on."""
+    ours, theirs = tmp_path / "ours", tmp_path / "another-node"
+    for folder in (ours, theirs):
+        folder.mkdir()
+        shutil.copyfile(SMOKE, folder / "recipe.yaml")
+    rank0s = (theirs / "recipe.yaml").stat()
+    monkeypatch.setattr(Cluster, "broadcast", lambda self, value: (rank0s.st_ino, rank0s.st_size, rank0s.st_mtime_ns))
+    monkeypatch.setattr(Cluster, "agree", lambda self, step: step())
+    rank1 = Cluster(rank=1, world=2, local_rank=0, local_world=1, device=torch.device("cpu"), store=None)
     with pytest.raises(NaapError, match="every node shares"):
-        check_shared(Workspace(tmp_path / "out"), Cluster(rank=1, world=2, device=torch.device("cpu")))
+        rank1.check_sees(ours / "recipe.yaml")
+    rank1.check_sees(theirs / "recipe.yaml")  # the same file: no error
 
 
 def test_a_bad_recipe_stops_the_process_with_exit_code_2_and_no_traceback(workdir):
