@@ -6,6 +6,7 @@ import argparse
 import importlib
 import signal
 import sys
+from contextlib import contextmanager
 
 from naap.errors import NaapError
 
@@ -20,8 +21,25 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt: every command stops the same way."""
 
 
-def _terminate(signum, frame):
-    raise Terminated()
+def _interrupt(signum, frame):
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait while the command's modules are imported, and are taken right
+    after: an interrupt inside a library's import can leave it half-imported (some libraries
+    catch every exception there), and the command would then fail with a confusing traceback."""
+    received = []
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        _interrupt(received[0], None)
 
 
 def interrupt_exit_code(interrupt: KeyboardInterrupt) -> int:
@@ -41,9 +59,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        args = build_parser(argv[0] if argv else None).parse_args(argv)
+        with _signals_held():
+            parser = build_parser(argv[0] if argv else None)
+        args = parser.parse_args(argv)
         return int(args.run(args) or 0)
     except NaapError as exc:
         print(f"naap: error: {exc}", file=sys.stderr)
