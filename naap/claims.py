@@ -24,11 +24,18 @@ import threading
 from contextlib import nullcontext
 from typing import Iterator
 
-from naap.jobs import Job
+from naap.cluster import Cluster
+from naap.jobs import Job, Shard
 from naap.workspace import Workspace
 
 # How often a worker looks again at a job that another run on this host is training.
 BUSY_POLL_SECONDS = 1.0
+
+
+def uses_flock(cluster: Cluster, shard: Shard | None) -> bool:
+    """Whether this launch also holds its jobs with flock: a single process or a torchrun on one
+    node, without --shard."""
+    return cluster.single_node and shard is None
 
 
 class Claims:

@@ -24,14 +24,16 @@ MISSING_NAMED = 5  # the first missing parts an incomplete merge names
 
 
 def merged_architectures(ws: Workspace) -> int | None:
-    """How many architectures DIR's merged tables hold; None if it has none."""
-    path = ws.root / "architectures.parquet"
-    if not path.exists():
+    """How many architectures DIR's merged tables hold; None if it has none, or only some of the
+    files of a merge that was stopped half-way (each file of one merge has the same provenance)."""
+    tables = [ws.root / name for name in ("architectures.parquet", "epochs.parquet")]
+    if not all(path.exists() for path in tables) or not (ws.root / "DATASET.md").exists():
         return None
     try:
-        return int(read_provenance(path)["architectures"])
+        about = [read_provenance(path) for path in tables]
+        return int(about[0]["architectures"]) if about[0] == about[1] else None
     except (OSError, pa.ArrowException, KeyError, ValueError, TypeError):
-        raise NaapError(f"{path}: not a merged table of `naap dataset` (unreadable, or no provenance); "
+        raise NaapError(f"{tables[0]}: not a merged table of `naap dataset` (unreadable, or no provenance); "
                         f"move it away to merge again") from None
 
 

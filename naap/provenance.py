@@ -3,7 +3,8 @@
 - `versions(*packages)`: Python's version and the installed packages', for every provenance.
 - `run_record(...)`: what a part of `naap dataset` keeps in its Parquet metadata: the job, how
   it ended, and the launch that trained it (device, host, rank, world size, strategy, shard,
-  trainings per device, threads per training, `naap.settings.describe(device)`, versions).
+  trainings per device, threads per training, flock claims, `naap.settings.describe(device)`,
+  versions).
 - `rebuilt(...)`: the merged tables' provenance, from the plan and the parts' records.
 """
 from __future__ import annotations
@@ -36,12 +37,14 @@ def versions(*packages: str) -> dict[str, str]:
 
 
 def launch_record(*, device: str, host: str, rank: int, world_size: int, strategy: str, shard: str | None,
-                  trainings_per_device: int, threads_per_training: int, settings: dict, dataset: dict) -> dict:
-    """The fields every part trained by one process shares."""
+                  trainings_per_device: int, threads_per_training: int, flock_claims: bool, settings: dict,
+                  dataset: dict) -> dict:
+    """The fields every part trained by one process shares (flock_claims: whether its claims
+    also took flock locks, naap.claims)."""
     return {"device": device, "host": host, "rank": rank, "world_size": world_size, "strategy": strategy,
             "shard": shard, "trainings_per_device": trainings_per_device,
-            "threads_per_training": threads_per_training, "settings": settings, "dataset": dataset,
-            "versions": versions("torch", "torchvision")}
+            "threads_per_training": threads_per_training, "flock_claims": flock_claims, "settings": settings,
+            "dataset": dataset, "versions": versions("torch", "torchvision")}
 
 
 def run_record(launch: dict, *, arch_id: int, seed: int, arch_hash: str, diverged: bool, epochs: int,

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from naap import settings
-from naap.claims import Claims
+from naap.claims import Claims, uses_flock
 from naap.cli import interrupt_exit_code
 from naap.cluster import Cluster, join_cluster
 from naap.cost import describe_cost
@@ -80,8 +80,7 @@ def _build(args, cluster: Cluster, plan: Plan, ws: Workspace | None) -> int:
                                                   or default_trainings_per_device(cluster, recipe))
         measure = args.estimate or args.max_hours is not None
         at_once = cluster.world * per_device
-        hours = cluster.broadcast(cluster.agree(lambda: _cost(todo, data, plan, at_once, measure, args.max_hours)
-                                                if cluster.rank == 0 else None))
+        cluster.agree(lambda: _cost(todo, data, plan, at_once, measure, args.max_hours) if cluster.rank == 0 else None)
         if args.estimate:
             return 0
         _train(args, cluster, plan, ws, todo, data, strategy, per_device)
@@ -126,15 +125,13 @@ def _load(plan: Plan, cluster: Cluster, args) -> DeviceData:
     return data
 
 
-def _cost(todo: list[Job], data: DeviceData, plan: Plan, at_once: int, measure: bool,
-          max_hours: float | None) -> float | None:
-    """Rank 0 prints the cost; on a CPU, measured, it refuses a run estimated above `max_hours`."""
+def _cost(todo: list[Job], data: DeviceData, plan: Plan, at_once: int, measure: bool, max_hours: float | None) -> None:
+    """Rank 0 prints the cost; on a CPU, measured, it refuses (for every rank) a run estimated above `max_hours`."""
     text, hours = describe_cost(todo, data, plan.recipe.training, at_once, measure)
     print(text, flush=True)
     if max_hours is not None and hours is not None and hours > max_hours:
         raise NaapError(f"estimated {hours:.1f} h on this CPU, more than --max-hours {max_hours:g}: "
                         f"train on GPUs, or allow it with a larger --max-hours")
-    return hours
 
 
 def _train(args, cluster: Cluster, plan: Plan, ws: Workspace, todo: list[Job], data: DeviceData, strategy: str,
@@ -143,9 +140,10 @@ def _train(args, cluster: Cluster, plan: Plan, ws: Workspace, todo: list[Job], d
     shard = str(args.shard) if args.shard is not None else None
     mine = sum(args.shard is None or args.shard.takes(job) for job in plan.jobs)
     progress = Progress(cluster, len(todo), mine, plan.recipe.training.epochs, stop)
-    launch = launch_record(cluster, data, strategy, shard, per_device, settings.describe(cluster.device))
+    flock = uses_flock(cluster, args.shard)
+    launch = launch_record(cluster, data, strategy, shard, per_device, flock, settings.describe(cluster.device))
     trainer = Trainer(ws, cluster, plan.recipe, data, strategy, per_device, progress, stop, launch)
-    claims = Claims(todo, ws, cluster.store, local_locks=cluster.single_node and args.shard is None, stop=stop)
+    claims = Claims(todo, ws, cluster.store, local_locks=flock, stop=stop)
     try:
         (train_ddp if strategy == "ddp" else train_shard)(trainer, claims)
     except Exception as exc:

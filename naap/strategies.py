@@ -37,7 +37,7 @@ from naap.train import EpochMetrics, Stopped, train
 from naap.workspace import Workspace
 
 # How often the main thread wakes while the workers train (to take signals promptly).
-JOIN_SECONDS = 0.2
+WAKE_SECONDS = 0.2
 
 
 def default_trainings_per_device(cluster: Cluster, recipe: Recipe) -> int:
@@ -91,7 +91,7 @@ class Trainer:
 
 
 def launch_record(cluster: Cluster, data: DeviceData, strategy: str, shard: str | None,
-                  trainings_per_device: int, settings: dict) -> dict:
+                  trainings_per_device: int, flock_claims: bool, settings: dict) -> dict:
     """What every part this process trains records about the launch."""
     device = cluster.device
     name = (f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
@@ -99,7 +99,7 @@ def launch_record(cluster: Cluster, data: DeviceData, strategy: str, shard: str 
     return provenance.launch_record(
         device=name, host=socket.gethostname(), rank=cluster.rank, world_size=cluster.world, strategy=strategy,
         shard=shard, trainings_per_device=trainings_per_device, threads_per_training=torch.get_num_threads(),
-        settings=settings,
+        flock_claims=flock_claims, settings=settings,
         dataset={"name": data.name, "in_channels": data.in_channels, "input_size": data.input_size,
                  "num_classes": data.num_classes, "train_size": len(data.train_y), "test_size": len(data.test_y)})
 
@@ -132,8 +132,9 @@ def in_threads(work: Callable[[], None], count: int, device: torch.device, stop:
     thread sets `stop` (the others stop at their next epoch) and is raised here, once all have
     ended; so is a signal's KeyboardInterrupt in the main thread (a second one ends the wait)."""
     errors: list[BaseException] = []
+    ended = [threading.Event() for _ in range(count)]
 
-    def guarded() -> None:
+    def guarded(done: threading.Event) -> None:
         try:
             with on_device(device):
                 work()
@@ -142,15 +143,16 @@ def in_threads(work: Callable[[], None], count: int, device: torch.device, stop:
         except BaseException as exc:
             errors.append(exc)
             stop.set()
+        finally:
+            done.set()
 
-    threads = [threading.Thread(target=guarded, name=f"training-{i}", daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
+    for i, done in enumerate(ended):
+        threading.Thread(target=guarded, args=(done,), name=f"training-{i}", daemon=True).start()
     try:
-        _join(threads)
+        _wait(ended)
     except KeyboardInterrupt:
         stop.set()
-        _join(threads)
+        _wait(ended)
         raise
     if errors:
         raise errors[0]
@@ -168,7 +170,9 @@ def on_device(device: torch.device) -> Iterator[None]:
         yield
 
 
-def _join(threads: list[threading.Thread]) -> None:
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(JOIN_SECONDS)
+def _wait(events: list[threading.Event]) -> None:
+    """Wait for every event, waking now and then so that a signal is taken promptly. (Not
+    Thread.join: in Python 3.11 a join interrupted by a signal can mark a running thread ended.)"""
+    for event in events:
+        while not event.wait(WAKE_SECONDS):
+            pass

@@ -1,14 +1,11 @@
 """`naap dataset`: rank-independent results, crash safety, concurrent runs, divergence, clear errors.
 
 Every run trains recipes/smoke.yaml (synthetic data, seconds on a CPU) in a scratch folder,
-as a real process (python -m naap, or torchrun with gloo), in the environment a user has:
-no OMP_NUM_THREADS or MKL_NUM_THREADS (naap.settings fixes the threads itself).
+as a real process (python -m naap, or torchrun with gloo) in the user's environment (tests/runs.py).
 """
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,41 +24,7 @@ from naap.workspace import Workspace
 from naap.split import split_is_test
 from naap.tables import load_tables, read_provenance
 from tests.conftest import REPO
-
-SMOKE = REPO / "recipes" / "smoke.yaml"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-ENV = {name: value for name, value in os.environ.items() if name not in THREAD_VARIABLES}
-
-
-def naap(workdir: Path, *args, ranks: int = 0, **popen) -> subprocess.Popen:
-    """Start `naap ...` in `workdir`, alone or under torchrun with `ranks` processes."""
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
-                 "-m", "naap"] if ranks else [sys.executable, "-m", "naap"])
-    return subprocess.Popen([*launcher, *map(str, args)], cwd=workdir, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
-
-
-def finish(process: subprocess.Popen) -> str:
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
-    return out
-
-
-def recipe_variant(workdir: Path, name: str, **changes) -> Path:
-    """A copy of the smoke recipe with some `section.key` values changed."""
-    raw = yaml.safe_load(SMOKE.read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        raw[section][key] = value
-    path = workdir / name
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def assert_same_data(dir_a: Path, dir_b: Path) -> None:
-    a, b = load_tables(dir_a), load_tables(dir_b)
-    pd.testing.assert_frame_equal(a.architectures, b.architectures)
-    pd.testing.assert_frame_equal(a.epochs.drop(columns="epoch_seconds"), b.epochs.drop(columns="epoch_seconds"))
+from tests.runs import SMOKE, assert_same_data, finish, naap, recipe_variant
 
 
 def part_files(out: Path) -> dict[str, tuple[int, int]]:
