@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from naap import strategies
 from naap.cli import main
 from naap.tables import read_provenance
 from tests.runs import SMOKE, assert_same_data, finish, naap, recipe_variant, snapshot
@@ -36,13 +37,12 @@ def run(workdir, monkeypatch):
     """main(["dataset", ...]) in `workdir`, recording whether any training started."""
     monkeypatch.chdir(workdir)
     trainings = []
-    import naap.strategies
-    real = naap.strategies.train
+    real = strategies.train
 
     def recorded(*args, **kwargs):
         trainings.append(args[3])
         return real(*args, **kwargs)
-    monkeypatch.setattr(naap.strategies, "train", recorded)
+    monkeypatch.setattr(strategies, "train", recorded)
 
     def run_(*argv) -> int:
         return main(["dataset", *map(str, argv)])
@@ -197,14 +197,13 @@ def test_leftovers_of_a_killed_merge_are_tidied_at_start_and_the_run_completes(s
                  started / ".DATASET.md.y.tmp"]
     for path in leftovers:
         path.write_text("half a file")
-    import naap.strategies
     seen_at_first_training = []
-    real = naap.strategies.train
+    real = strategies.train
 
     def first(*args, **kwargs):
         seen_at_first_training.append([p for p in leftovers if p.exists()])
         return real(*args, **kwargs)
-    monkeypatch.setattr(naap.strategies, "train", first)
+    monkeypatch.setattr(strategies, "train", first)
     assert run(SMOKE, "--out", started) == 0
     assert seen_at_first_training[0] == []
     assert_same_data(complete, started)

@@ -2,7 +2,6 @@
 checkpoints, leave no temporary file, say so in one line and exit 143 / 130; the same command
 resumes to identical data. Under torchrun a run prints one line whatever happens, not one per
 rank. Real processes, real signals."""
-import os
 import signal
 import shutil
 import time
