@@ -3,8 +3,8 @@
 Plain `naap dataset` (one process training one single-threaded network per core, in threads),
 torchrun with 1 and with 2 processes, and two torchrun agents acting as two nodes (claims
 through the rendezvous store alone) give bit-identical tables, epoch_seconds aside, with no
-thread variables in the environment. The smoke recipe runs in seconds; fmnist-mini, on real
-images, in minutes (slow).
+thread variables in the environment, on the smoke recipe (seconds). tests/test_fmnist_mini.py
+does the same on real images.
 """
 import os
 from dataclasses import replace
@@ -17,9 +17,8 @@ from naap.cluster import Cluster
 from naap.recipe import Runner, load_recipe
 from naap.strategies import default_trainings_per_device
 from naap.tables import read_provenance
-from tests.runs import ENV, FMNIST_MINI, SMOKE, THREAD_VARIABLES, assert_same_data, finish, naap, naap_on_two_nodes
+from tests.runs import ENV, SMOKE, THREAD_VARIABLES, assert_same_data, finish, naap, naap_on_two_nodes
 
-FASHION_MNIST = Path(load_recipe(FMNIST_MINI).dataset.root)
 CORES = len(os.sched_getaffinity(0))
 
 
@@ -56,15 +55,6 @@ def test_smoke_is_bit_identical_from_every_launch(tmp_path):
                    (world, per_device, flock), launch
             assert record["threads_per_training"] == 1 and record["settings"]["cpu_threads_per_training"] == 1
     assert {r["rank"] for r in records(tmp_path / "two-nodes")} == {0, 1}
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
-                    reason=f"Fashion-MNIST is not in {FASHION_MNIST} (Debian: apt-get install dataset-fashion-mnist)")
-def test_fmnist_mini_is_bit_identical_from_plain_naap_and_torchrun_with_1_and_2_processes(tmp_path):
-    plain = build(tmp_path, FMNIST_MINI, "plain")
-    for launch in ("torchrun-1", "torchrun-2"):
-        assert_same_data(plain, build(tmp_path, FMNIST_MINI, launch))
 
 
 @pytest.mark.parametrize("device, local_world, cores, expected", [
