@@ -42,6 +42,12 @@ dataset: $(INSTALLED)
 	$(BIN)/torchrun --standalone --nproc-per-node=$(NPROC) -m naap dataset $(RECIPE) --out $(OUT) \
 		$(if $(filter 0,$(GPUS)),--device cpu --max-hours $(MAX_CPU_HOURS))
 
+# With a GPU: the smoke recipe on CUDA with 1 and with 4 trainings per device, compared bit for bit,
+# with steps/s per network and per GPU. Without one it says so and fails (exit 2).
+.PHONY: gpu-check
+gpu-check: $(INSTALLED)
+	$(BIN)/python benchmarks/gpu_check.py
+
 # Rank the accuracy predictors on $(DATA): leaderboard/ (tables, README.md, index.html, figures).
 leaderboard: $(INSTALLED)
 	$(BIN)/naap leaderboard $(DATA) --out leaderboard

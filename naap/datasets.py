@@ -12,7 +12,15 @@ Names (recipe.DATASETS):
 - `cifar10-folder`: a folder in CIFAR-10's on-disk format, read without md5 checks
   (test fixtures).
 - `synthetic`: a small learnable set written in CIFAR-10's format if missing,
-  then read as `cifar10-folder`.
+  then read as `cifar10-folder`. naap writes it only into a folder it creates, or an
+  empty one, and marks the folder as its own (.naap-synthetic.json); it never writes
+  into a folder holding files it did not write.
+
+CIFAR-format files are pickles: they are read with an unpickler that can build only what
+the format holds (dicts, lists, strings, numbers, NumPy arrays) and refuses any other
+function or class a file names, so a data file cannot run code.
+
+A relative dataset.root is taken from the working directory, as --out is.
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ import contextlib
 import fcntl
 import functools
 import gzip
+import json
 import os
 import pickle
 import tempfile
@@ -45,6 +54,7 @@ CIFAR10_FILES[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 CLASSES = 10
+SYNTHETIC_MARKER = ".naap-synthetic.json"
 
 
 @dataclass
@@ -66,13 +76,23 @@ class DeviceData:
         return self.in_channels, self.input_size, self.num_classes
 
 
-def load_dataset(spec: DatasetSpec, training: Training, device: torch.device | str = "cpu") -> DeviceData:
-    """The dataset a recipe names, on `device`, normalised with training.mean/std."""
-    if spec.root is None and spec.name not in DEFAULT_ROOTS:
-        raise NaapError(f"dataset.root: required for {spec.name} (the folder holding {CIFAR10_FOLDER}/)")
-    root = Path(spec.root or DEFAULT_ROOTS[spec.name])
-    return _load(spec.name, root.resolve(), spec.train_size, spec.test_size, spec.download,
-                 training.mean, training.std, str(torch.device(device)))
+def load_dataset(spec: DatasetSpec, training: Training, device: torch.device | str = "cpu", *,
+                 source: Path | str | None = None) -> DeviceData:
+    """The dataset a recipe names, on `device`, normalised with training.mean/std.
+
+    A relative root is taken from the working directory. An error names the recipe file
+    `source` (where given) and the field: `<source>: dataset.root: <what is wrong>`.
+    """
+    try:
+        if spec.root is None and spec.name not in DEFAULT_ROOTS:
+            raise NaapError(f"dataset.root: required for {spec.name} (the folder holding {CIFAR10_FOLDER}/)")
+        root = Path(spec.root or DEFAULT_ROOTS[spec.name])
+        return _load(spec.name, root.resolve(), spec.train_size, spec.test_size, spec.download,
+                     training.mean, training.std, str(torch.device(device)))
+    except NaapError as error:
+        if source is None:
+            raise
+        raise NaapError(f"{source}: {error}") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,13 +115,13 @@ def _load(name, root, train_size, test_size, download, mean, std, device) -> Dev
 
 
 @contextlib.contextmanager
-def _locked(root: Path):
-    """Hold root/.naap.lock: the ranks of one run download or write a dataset one at a time."""
+def _locked(folder: Path):
+    """Hold folder/.naap.lock: the ranks of one run download or write a dataset one at a time."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = open(root / ".naap.lock", "a")
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / ".naap.lock", "a")
     except OSError as exc:
-        raise NaapError(f"{root}: cannot write the dataset there ({exc.strerror}); set dataset.root") from None
+        raise NaapError(f"dataset.root: {folder}: cannot write the dataset there ({exc.strerror})") from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -135,7 +155,7 @@ def _ensure_cifar10(root: Path, download: bool) -> None:
                 _fetch_cifar10(root, download, missing())
     for name, md5 in CIFAR10_FILES.items():
         if not check_integrity(str(folder / name), md5):
-            raise NaapError(f"{folder / name}: corrupt (md5 differs from CIFAR-10's {md5}); "
+            raise NaapError(f"dataset.root: {folder / name}: corrupt (md5 differs from CIFAR-10's {md5}); "
                             f"delete it and run again to restore it from {CIFAR10.filename}")
 
 
@@ -143,9 +163,10 @@ def _fetch_cifar10(root: Path, download: bool, missing: list[str]) -> None:
     archive = root / CIFAR10.filename
     if archive.exists():
         if not check_integrity(str(archive), CIFAR10.tgz_md5):
-            raise NaapError(f"{archive}: corrupt (md5 differs from {CIFAR10.tgz_md5}); delete it and run again")
+            raise NaapError(f"dataset.root: {archive}: corrupt (md5 differs from {CIFAR10.tgz_md5}); "
+                            f"delete it and run again")
     elif not download:
-        raise NaapError(f"CIFAR-10 not found and dataset.download is false: {_where_to_put(root)}")
+        raise NaapError(f"dataset.download: false, and CIFAR-10 is not in dataset.root: {_where_to_put(root)}")
     else:
         _download_archive(root, archive)
     _extract_missing(archive, root / CIFAR10_FOLDER, missing)
@@ -156,7 +177,8 @@ def _download_archive(root: Path, archive: Path) -> None:
     try:
         download_url(CIFAR10.url, str(root), filename=part.name, md5=CIFAR10.tgz_md5)
     except (OSError, RuntimeError) as exc:
-        raise NaapError(f"CIFAR-10 not found and the download failed ({exc}): {_where_to_put(root)}") from None
+        raise NaapError(f"dataset.root: CIFAR-10 not found and the download failed ({exc}): "
+                        f"{_where_to_put(root)}") from None
     os.replace(part, archive)
 
 
@@ -167,33 +189,87 @@ def _extract_missing(archive: Path, folder: Path, missing: list[str]) -> None:
         try:
             extract_archive(str(archive), tmp)
         except (OSError, EOFError) as exc:
-            raise NaapError(f"{archive}: cannot be extracted ({exc})") from None
+            raise NaapError(f"dataset.root: {archive}: cannot be extracted ({exc})") from None
         for name in missing:
             os.replace(Path(tmp) / CIFAR10_FOLDER / name, folder / name)
 
 
 def _read_cifar10_folder(folder: Path) -> tuple[torch.Tensor, ...]:
-    """Read data_batch_1..5 and test_batch (pickled dicts with b"data" (N, 3072) uint8 and b"labels")."""
+    """Read data_batch_1..5 and test_batch (pickled dicts with "data" (N, 3072) uint8 and "labels")."""
     if not folder.is_dir():
-        raise NaapError(f"{folder}: not found; a CIFAR-10-format folder holds {', '.join(CIFAR10_FILES)}")
+        raise NaapError(f"dataset.root: {folder}: not found; a CIFAR-10-format folder holds "
+                        f"{', '.join(CIFAR10_FILES)}")
     train = [_read_cifar10_batch(folder / name) for name in CIFAR10_TRAIN_FILES]
     test = _read_cifar10_batch(folder / "test_batch")
     return (torch.cat([x for x, _ in train]), torch.cat([y for _, y in train]), *test)
 
 
+class _Refused(pickle.UnpicklingError):
+    """A pickle named a function or class outside the CIFAR-10 format."""
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """codecs.encode for latin-1 only: how Python 3 writes bytes (NumPy's array data) at protocol 2."""
+    if encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise _Refused(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+_NUMPY_CORE = getattr(np, "_core", None) or np.core
+# What a CIFAR-10 pickle may name: NumPy's array and scalar reconstruction under NumPy 1's and
+# NumPy 2's module names (protocol 5 rebuilds arrays with _frombuffer), and latin-1 bytes.
+_CIFAR_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _NUMPY_CORE.multiarray._reconstruct for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "scalar"): _NUMPY_CORE.multiarray.scalar for core in ("core", "_core")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): _NUMPY_CORE.numeric._frombuffer for core in ("core", "_core")},
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings, numbers and NumPy arrays; refuses every other function or
+    class a pickle names (find_class is where a pickle gets what it calls)."""
+
+    def find_class(self, module: str, name: str):
+        try:
+            return _CIFAR_PICKLE_GLOBALS[module, name]
+        except KeyError:
+            raise _Refused(f"{module}.{name}") from None
+
+
+def read_cifar_pickle(path: Path):
+    """A CIFAR-format pickle's contents (Python 2 strings as bytes), through _CifarUnpickler."""
+    with open(path, "rb") as f:
+        return _CifarUnpickler(f, encoding="bytes").load()
+
+
+def _field(entry, name: str):
+    """entry[name]: Python 3 files have str keys, the original Python 2 files bytes keys."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"a {type(entry).__name__}, not a dict")
+    return entry[name] if name in entry else entry[name.encode()]
+
+
 def _read_cifar10_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     try:
-        with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
-        data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(entry[b"labels"], dtype=np.int64)
+        entry = read_cifar_pickle(path)
+        data, labels = _field(entry, "data"), np.asarray(_field(entry, "labels"))
     except FileNotFoundError:
-        raise NaapError(f"{path}: missing from the CIFAR-10-format folder") from None
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as exc:
-        raise NaapError(f"{path}: not a CIFAR-10 batch file ({type(exc).__name__}: {exc})") from None
-    if len(labels) != len(data) or (len(labels) and not 0 <= labels.min() <= labels.max() < CLASSES):
-        raise NaapError(f"{path}: {len(data)} images but {len(labels)} labels, or labels outside 0..9")
-    return torch.from_numpy(data.copy()), torch.from_numpy(labels)
+        raise NaapError(f"dataset.root: {path}: missing from the CIFAR-10-format folder") from None
+    except _Refused as refused:
+        raise NaapError(f"dataset.root: {path}: refused: the file asks to run {refused}, which no CIFAR-10 "
+                        f"batch holds (naap never runs code from a data file)") from None
+    except Exception as exc:  # unpickling arbitrary bytes raises many types
+        raise NaapError(f"dataset.root: {path}: not a CIFAR-10 batch file ({type(exc).__name__}: {exc})") from None
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+        raise NaapError(f"dataset.root: {path}: not a CIFAR-10 batch file (its data is not uint8 images of 3072 bytes)")
+    if labels.ndim != 1 or len(labels) != len(data) or (
+            len(labels) and (labels.dtype.kind not in "iu" or not 0 <= labels.min() <= labels.max() < CLASSES)):
+        raise NaapError(f"dataset.root: {path}: {len(data)} images but labels that are not {len(data)} "
+                        f"integers in 0..9")
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels.astype(np.int64).reshape(-1))
 
 
 # --- Fashion-MNIST --------------------------------------------------------------
@@ -204,13 +280,13 @@ def _read_idx(path: Path, dims: int) -> np.ndarray:
         with gzip.open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        raise NaapError(f"{path}: missing; Fashion-MNIST needs {', '.join(FASHION_MNIST_FILES)} "
+        raise NaapError(f"dataset.root: {path}: missing; Fashion-MNIST needs {', '.join(FASHION_MNIST_FILES)} "
                         f"(Debian: apt-get install dataset-fashion-mnist)") from None
     except (OSError, EOFError) as exc:
-        raise NaapError(f"{path}: corrupt gzip file ({exc})") from None
+        raise NaapError(f"dataset.root: {path}: corrupt gzip file ({exc})") from None
     header = np.frombuffer(raw[:4 + 4 * dims], dtype=">u4") if len(raw) >= 4 + 4 * dims else None
     if header is None or header[0] != 0x800 + dims or len(raw) != 4 + 4 * dims + int(np.prod(header[1:])):
-        raise NaapError(f"{path}: not an idx file of {dims} dimension(s) with uint8 data")
+        raise NaapError(f"dataset.root: {path}: not an idx file of {dims} dimension(s) with uint8 data")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(header[1:].astype(int))
 
 
@@ -219,9 +295,9 @@ def _read_fashion_mnist(root: Path) -> tuple[torch.Tensor, ...]:
     for images_file, labels_file in zip(FASHION_MNIST_FILES[::2], FASHION_MNIST_FILES[1::2]):
         images, labels = _read_idx(root / images_file, 3), _read_idx(root / labels_file, 1)
         if len(images) != len(labels) or labels.max() >= CLASSES:
-            raise NaapError(f"{root / labels_file}: {len(labels)} labels for {len(images)} images, "
+            raise NaapError(f"dataset.root: {root / labels_file}: {len(labels)} labels for {len(images)} images, "
                             f"or labels outside 0..9")
-        out += [torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))]
+        out += [torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64).reshape(-1))]
     return tuple(out)
 
 
@@ -240,52 +316,73 @@ def _synthetic_images(count: int, rng: np.random.Generator, prototypes: np.ndarr
 
 
 def write_synthetic_cifar10(root: Path, train_size: int, test_size: int, seed: int = 0) -> Path:
-    """Write a small learnable 10-class set in CIFAR-10's on-disk format; return its folder.
+    """Write a small learnable 10-class set in CIFAR-10's on-disk format into root/cifar-10-batches-py.
 
     Each class has a smooth random colour pattern (8x8 upsampled to 32x32); an image is its
-    class pattern, shifted, plus noise. batches.meta records the sizes and seed, so an
-    existing set is reused only when it is the one asked for.
+    class pattern, shifted, plus noise. The folder must be new, empty or one naap wrote: its
+    marker (.naap-synthetic.json: the sizes, the seed, complete) is written first, incomplete,
+    and completed last, so a set cut off half-way is naap's to rewrite and is never used.
     """
+    folder = Path(root) / CIFAR10_FOLDER
+    _claim_synthetic(folder)
+    _write_synthetic(folder, train_size, test_size, seed)
+    return folder
+
+
+def _claim_synthetic(folder: Path) -> None:
+    """Create `folder`, or accept it if it is empty or naap's; refuse any other before writing anything."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        foreign = not (folder / SYNTHETIC_MARKER).exists() and any(not p.name.startswith(".")
+                                                                   for p in folder.iterdir())
+    except OSError as exc:
+        raise NaapError(f"dataset.root: {folder}: cannot write the synthetic set there ({exc.strerror})") from None
+    if foreign:
+        raise NaapError(f"dataset.root: {folder}: holds files naap did not write (no {SYNTHETIC_MARKER}); "
+                        f"the synthetic set needs a folder of its own: name a new one")
+
+
+def _write_synthetic(folder: Path, train_size: int, test_size: int, seed: int) -> None:
+    record = {"train_size": train_size, "test_size": test_size, "seed": seed}
+    _write_marker(folder, record | {"complete": False})
     rng = np.random.default_rng(seed)
     low = rng.uniform(32, 224, (CLASSES, 3, 8, 8)).astype(np.float32)
     prototypes = low.repeat(4, axis=2).repeat(4, axis=3)
     train_x, train_y = _synthetic_images(train_size, rng, prototypes)
     test_x, test_y = _synthetic_images(test_size, rng, prototypes)
-    folder = Path(root) / CIFAR10_FOLDER
-    (folder / "batches.meta").unlink(missing_ok=True)  # written last: a half-rewritten set has none
     batches = zip(CIFAR10_TRAIN_FILES, np.array_split(train_x, 5), np.array_split(train_y, 5))
     for name, x, y in [*batches, ("test_batch", test_x, test_y)]:
-        _write_pickle(folder / name, {b"batch_label": name.encode(), b"data": x, b"labels": y.tolist()})
-    _write_pickle(folder / "batches.meta", {
-        b"label_names": [f"class{i}".encode() for i in range(CLASSES)],
-        b"num_vis": 3072, b"num_cases_per_batch": len(train_x) // 5,
-        b"naap_synthetic": {b"train_size": train_size, b"test_size": test_size, b"seed": seed}})
-    return folder
+        _write_pickle(folder / name, {"batch_label": name, "data": x, "labels": y.tolist()})
+    _write_pickle(folder / "batches.meta", {"label_names": [f"class{i}" for i in range(CLASSES)],
+                                            "num_vis": 3072, "num_cases_per_batch": len(train_x) // 5})
+    _write_marker(folder, record | {"complete": True})
+
+
+def _write_marker(folder: Path, record: dict) -> None:
+    atomic_write(folder / SYNTHETIC_MARKER, lambda tmp: Path(tmp).write_text(json.dumps(record)))
+
+
+def _read_marker(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / SYNTHETIC_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _write_pickle(path: Path, obj: dict) -> None:
     def write(tmp):
         with open(tmp, "wb") as f:
-            pickle.dump(obj, f, protocol=2)
+            pickle.dump(obj, f, protocol=4)
     atomic_write(path, write)
 
 
 def _ensure_synthetic(root: Path, train_size: int, test_size: int) -> None:
-    """Write the synthetic set into root unless the one there has these sizes."""
-    meta_path = root / CIFAR10_FOLDER / "batches.meta"
-    wanted = {b"train_size": train_size, b"test_size": test_size, b"seed": 0}
-
-    def present() -> bool:
-        if not meta_path.exists():
-            return False
-        try:
-            with open(meta_path, "rb") as f:
-                written = pickle.load(f, encoding="bytes")[b"naap_synthetic"]
-        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError):
-            raise NaapError(f"{meta_path}: a CIFAR-10-format set naap did not generate; "
-                            f"the synthetic dataset needs its own dataset.root") from None
-        return written == wanted
-    if not present():
-        with _locked(root):
-            if not present():
-                write_synthetic_cifar10(root, train_size, test_size)
+    """Write the synthetic set into root/cifar-10-batches-py unless the one there is complete with these sizes."""
+    folder = root / CIFAR10_FOLDER
+    wanted = {"train_size": train_size, "test_size": test_size, "seed": 0, "complete": True}
+    if _read_marker(folder) == wanted:
+        return
+    _claim_synthetic(folder)
+    with _locked(folder):
+        if _read_marker(folder) != wanted:
+            _write_synthetic(folder, train_size, test_size, seed=0)

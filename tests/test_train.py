@@ -2,6 +2,10 @@
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,13 +16,16 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from torch.utils.data import DataLoader, TensorDataset
+
+from naap import settings
 from naap import train as train_module
 from naap.datasets import load_dataset, write_synthetic_cifar10
 from naap.errors import NaapError
 from naap.recipe import DatasetSpec, Training, load_recipe
 from naap.space import Layer
 from naap.network import build_network
-from naap.train import EpochMetrics, seed_everything, train, with_sync_batchnorm
+from naap.train import EpochMetrics, Stopped, seed_everything, train, with_sync_batchnorm
 from tests.conftest import REPO
 
 SMALL = (Layer(3, 12, 2, False), Layer(3, 16, 2, False), Layer(1, 16, 1, True))
@@ -29,12 +36,9 @@ TRAINING = Training(epochs=4, batch_size=64, lr=0.1, momentum=0.9, weight_decay=
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread, and do not fight the other processes for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def process_settings():
+    """naap's settings, as every naap process has them (train() would apply them at its first call)."""
+    settings.apply("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -82,39 +86,39 @@ def test_metrics_are_sane_and_the_network_learns(data):
 
 
 def reference_run(scheme, data, training: Training, seed: int) -> list[tuple[float, float, float]]:
-    """SPEC section 4 written out plainly: a contiguous NCHW network, `.item()` after every step."""
+    """SPEC section 4 written out plainly on the same tensors: DataLoaders seeded as SPEC 4 says
+    (their draws give the order), `.item()` after every step, the whole test set in one batch."""
     seed_everything(seed)
     model = build_network(scheme)
     optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
                                 weight_decay=training.weight_decay, nesterov=training.nesterov)
     seed_everything(seed)
-    order = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(TensorDataset(data.train_x, data.train_y), batch_size=training.batch_size, shuffle=True)
+    test_loader = DataLoader(TensorDataset(data.test_x, data.test_y), batch_size=len(data.test_y))
     metrics = []
     for epoch in range(1, training.epochs + 1):
         for group in optimizer.param_groups:
             group["lr"] = training.lr_at(epoch)
         model.train()
         losses = []
-        for index in torch.randperm(len(data.train_y), generator=order).split(training.batch_size):
-            loss = F.cross_entropy(model(data.train_x[index]), data.train_y[index])
+        for x, y in train_loader:
+            loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
         model.eval()
         with torch.no_grad():
-            accuracy = (model(data.test_x).argmax(1) == data.test_y).double().mean().item()
+            (x, y), = test_loader
+            accuracy = (model(x).argmax(1) == y).sum().item() / len(y)
         metrics.append((np.mean(losses), np.median(losses), accuracy))
     return metrics
 
 
 def test_training_matches_a_plain_loop_of_the_recipe(data):
     result = train(OTHER, data, TRAINING, seed=7)
-    reference = reference_run(OTHER, data, TRAINING, seed=7)
-    for epoch, (mean, median, accuracy) in zip(result.epochs, reference):
-        assert epoch.train_loss_mean == pytest.approx(mean, rel=1e-5)
-        assert epoch.train_loss_median == pytest.approx(median, rel=1e-5)
-        assert epoch.test_accuracy == pytest.approx(accuracy, abs=0.01)
+    ours = [(e.train_loss_mean, e.train_loss_median, e.test_accuracy) for e in result.epochs]
+    assert ours == reference_run(OTHER, data, TRAINING, seed=7)
 
 
 def test_same_seed_gives_identical_metrics_and_another_seed_does_not(data):
@@ -180,23 +184,75 @@ def test_losses_are_the_batch_means_as_computed_and_the_median_is_numpys(data, m
         assert epoch.train_loss_mean == np.mean(batch_losses)
 
 
-def test_a_killed_run_resumes_to_the_same_numbers(data, tmp_path):
-    uninterrupted = train(SMALL, data, TRAINING, seed=7, checkpoint=tmp_path / "full.pt")
+FIVE = dataclasses.replace(TRAINING, epochs=5)
+
+
+def saved_epochs(checkpoint: Path) -> int:
+    return len(torch.load(checkpoint, weights_only=True)["epochs"])
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_to_the_same_numbers(data, tmp_path):
+    uninterrupted = train(SMALL, data, FIVE, seed=7)
 
     class Killed(Exception):
         pass
 
-    def kill_after_epoch_2(metrics: EpochMetrics):
-        if metrics.epoch == 2:
+    def kill_after_epoch_3(metrics: EpochMetrics):
+        if metrics.epoch == 3:
             raise Killed
-    with pytest.raises(Killed):
-        train(SMALL, data, TRAINING, seed=7, checkpoint=tmp_path / "run.pt", on_epoch=kill_after_epoch_2)
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(Killed):  # checkpoints after epochs 2, 4 and the last: killed after 3, epoch 2 is kept
+        train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, on_epoch=kill_after_epoch_3, checkpoint_every=2)
+    assert saved_epochs(checkpoint) == 2
     redone = []
-    resumed = train(SMALL, data, TRAINING, seed=7, checkpoint=tmp_path / "run.pt", on_epoch=redone.append)
-    assert [m.epoch for m in redone] == [3, 4]
+    resumed = train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, on_epoch=redone.append, checkpoint_every=2)
+    assert [m.epoch for m in redone] == [3, 4, 5]
     assert without_seconds(resumed) == without_seconds(uninterrupted)
-    finished = train(SMALL, data, TRAINING, seed=7, checkpoint=tmp_path / "run.pt", on_epoch=redone.append)
-    assert len(redone) == 2 and finished == resumed
+    finished = train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, on_epoch=redone.append)
+    assert len(redone) == 3 and finished == resumed
+
+
+@pytest.mark.parametrize("every, seconds, written_after", [
+    (2, math.inf, [2, 4, 5]), (10, math.inf, [5]), (1, math.inf, [1, 2, 3, 4, 5]), (10, 0.0, [1, 2, 3, 4, 5])])
+def test_checkpoints_are_written_on_the_epoch_or_time_interval_and_at_the_end(data, tmp_path, monkeypatch,
+                                                                             every, seconds, written_after):
+    written = []
+    save = train_module._save_checkpoint
+    monkeypatch.setattr(train_module, "_save_checkpoint",
+                        lambda path, fingerprint, model, optimizer, epochs, diverged:
+                        (written.append(len(epochs)), save(path, fingerprint, model, optimizer, epochs, diverged)))
+    train(SMALL, data, FIVE, seed=7, checkpoint=tmp_path / "run.pt", checkpoint_every=every, checkpoint_seconds=seconds)
+    assert written == written_after
+
+
+def test_a_stopped_run_checkpoints_its_finished_epochs_raises_stopped_and_resumes(data, tmp_path):
+    uninterrupted = train(SMALL, data, FIVE, seed=7)
+    checkpoint, stop = tmp_path / "run.pt", threading.Event()
+    with pytest.raises(Stopped) as stopped:
+        train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, stop=stop,
+              on_epoch=lambda metrics: metrics.epoch == 3 and stop.set())
+    assert stopped.value.epochs == 3 and saved_epochs(checkpoint) == 3
+    with pytest.raises(Stopped) as stopped:  # still set: nothing is trained
+        train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, stop=stop, on_epoch=pytest.fail)
+    assert stopped.value.epochs == 3
+    stop.clear()
+    redone = []
+    resumed = train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, stop=stop, on_epoch=redone.append)
+    assert [m.epoch for m in redone] == [4, 5] and without_seconds(resumed) == without_seconds(uninterrupted)
+
+
+def test_a_stop_set_before_the_start_trains_nothing_and_writes_nothing(data, tmp_path):
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped) as stopped:
+        train(SMALL, data, FIVE, seed=7, checkpoint=tmp_path / "run.pt", stop=stop, on_epoch=pytest.fail)
+    assert stopped.value.epochs == 0 and not (tmp_path / "run.pt").exists()
+
+
+def test_a_stop_during_the_last_epoch_lets_the_run_finish(data):
+    stop = threading.Event()
+    result = train(SMALL, data, FIVE, seed=7, stop=stop, on_epoch=lambda metrics: metrics.epoch == 5 and stop.set())
+    assert len(result.epochs) == 5 and not result.diverged
 
 
 def test_a_checkpoint_of_another_run_or_a_damaged_one_is_refused(data, tmp_path):
@@ -211,12 +267,32 @@ def test_a_checkpoint_of_another_run_or_a_damaged_one_is_refused(data, tmp_path)
         train(SMALL, data, dataclasses.replace(TRAINING, epochs=1), seed=7, checkpoint=checkpoint)
 
 
+def test_a_checkpoint_made_under_other_settings_is_refused(data, tmp_path):
+    """A training's numbers depend on its thread count: a checkpoint made at 2 threads is not resumed at 1."""
+    checkpoint = tmp_path / "run.pt"
+    torch.set_num_threads(2)
+    try:
+        train(SMALL, data, dataclasses.replace(TRAINING, epochs=1), seed=7, checkpoint=checkpoint)
+    finally:
+        torch.set_num_threads(settings.CPU_THREADS_PER_TRAINING)
+    with pytest.raises(NaapError, match=f"{checkpoint}: checkpoint of another run .*settings"):
+        train(SMALL, data, dataclasses.replace(TRAINING, epochs=2), seed=7, checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize("losses, diverged", [
+    ([2.3, 1.9, 0.5], False), ([2.3, settings.EXPLODED_LOSS], False), ([2.3, settings.EXPLODED_LOSS * 1.01], True),
+    ([2.3, 1e24], True), ([float("inf"), 1.0], True), ([1.0, float("nan")], True), ([-float("inf")], True)])
+def test_an_epoch_has_exploded_when_a_batch_loss_is_not_finite_or_above_the_bound(losses, diverged):
+    assert train_module.exploded(np.array(losses)) == diverged
+
+
 def test_a_huge_learning_rate_diverges_and_is_recorded(data, tmp_path):
-    result = train(SMALL, data, dataclasses.replace(TRAINING, lr=1e6, lr_factor=1.0), seed=7,
-                   checkpoint=tmp_path / "run.pt")
+    """At lr 1e30 the first step moves the weights by ~1e30: the next batch loss is above the bound
+    or not finite, whatever the CPU's rounding."""
+    huge = dataclasses.replace(TRAINING, lr=1e30, lr_factor=1.0)
+    result = train(SMALL, data, huge, seed=7, checkpoint=tmp_path / "run.pt")
     assert result.diverged and result.epochs == []
-    again = train(SMALL, data, dataclasses.replace(TRAINING, lr=1e6, lr_factor=1.0), seed=7,
-                  checkpoint=tmp_path / "run.pt", on_epoch=pytest.fail)
+    again = train(SMALL, data, huge, seed=7, checkpoint=tmp_path / "run.pt", on_epoch=pytest.fail)
     assert again == result
 
 
@@ -241,20 +317,19 @@ def test_batchnorm_is_synchronised_on_cuda_only(device, synced):
 # --- DDP on two gloo processes -------------------------------------------------------------------
 
 def _ddp_worker(rank: int, world: int, root: str, out: str) -> None:
-    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{out}/store", rank=rank, world_size=world)
     try:
         data = load_dataset(DatasetSpec("cifar10-folder", root=root), TRAINING)
         training = dataclasses.replace(TRAINING, epochs=3)
         full = train(SMALL, data, training, seed=7, ddp=True)
-
-        def kill_after_epoch_1(metrics):
-            if metrics.epoch == 1:
-                raise KeyboardInterrupt
+        stop = threading.Event()  # set on rank 0 only, after epoch 1: every rank stops there
         try:
-            train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt", on_epoch=kill_after_epoch_1)
-        except KeyboardInterrupt:
-            pass
+            train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt", stop=stop,
+                  on_epoch=lambda metrics: rank == 0 and metrics.epoch == 1 and stop.set())
+        except Stopped as stopped:
+            assert stopped.epochs == 1
+        else:
+            raise AssertionError(f"rank {rank} did not stop")
         dist.barrier()
         resumed = train(SMALL, data, training, seed=7, ddp=True, checkpoint=Path(out) / "run.pt")
         try:  # every rank gets rank 0's error, none waits for the others
@@ -281,3 +356,57 @@ def test_ddp_ranks_agree_and_resume(data, data_root, tmp_path, world):
     else:  # per-rank BatchNorm on gloo: the first losses agree closely, not exactly
         assert full != single
         assert full[0]["train_loss_mean"] == pytest.approx(single[0]["train_loss_mean"], rel=0.05)
+
+
+# --- the settings ---------------------------------------------------------------------------------
+
+def test_settings_are_fp32_deterministic_and_one_thread_per_training():
+    settings.apply("cpu")
+    assert torch.get_num_threads() == settings.CPU_THREADS_PER_TRAINING == 1
+    assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert not torch.utils.deterministic.fill_uninitialized_memory
+    # PyTorch's own default for cuDNN convolutions is TF32
+    assert torch.backends.cudnn.conv.fp32_precision == torch.backends.cuda.matmul.fp32_precision == "ieee"
+    described = json.loads(json.dumps(settings.describe("cpu")))
+    assert described["fp32_precision"]["cudnn.conv"] == "ieee" and described["cpu_threads_per_training"] == 1
+    assert described["deterministic_algorithms"] and not described["deterministic_warn_only"]
+    assert described["memory_format"] == "contiguous_format" and described["hardware"]["device"] == "cpu"
+
+
+def test_the_cublas_workspace_is_fixed_for_a_cuda_device(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(settings, "_applied", {"process"})
+    settings.apply("cpu")
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    settings.apply(torch.device("cuda", 1))  # no CUDA call: the variable is read when cuBLAS starts
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" == settings.describe("cpu")["cublas_workspace_config"]
+
+
+def test_train_applies_the_settings_in_a_fresh_process(data_root):
+    """A library user who calls train() alone gets naap's settings, and so its numbers."""
+    script = f"""
+import torch
+from naap.datasets import load_dataset
+from naap.recipe import DatasetSpec, Training
+from naap.space import Layer
+from naap.train import train
+training = Training(**{dataclasses.asdict(dataclasses.replace(TRAINING, epochs=1))!r})
+data = load_dataset(DatasetSpec("cifar10-folder", root={str(data_root)!r}), training)
+result = train({SMALL!r}, data, training, seed=7)
+print(torch.get_num_threads(), torch.backends.cudnn.conv.fp32_precision, result.epochs[0].train_loss_mean)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    threads, precision, loss = run.stdout.split()
+    here = train(SMALL, load_dataset(DatasetSpec("cifar10-folder", root=str(data_root)), TRAINING),
+                 dataclasses.replace(TRAINING, epochs=1), seed=7)
+    assert (int(threads), precision, float(loss)) == (1, "ieee", here.epochs[0].train_loss_mean)
+
+
+def test_the_test_pass_batch_size_does_not_change_the_accuracy(data, monkeypatch):
+    accuracies = []
+    for eval_batch in (7, 100, settings.EVAL_BATCH):
+        monkeypatch.setattr(settings, "EVAL_BATCH", eval_batch)
+        accuracies.append([e.test_accuracy for e in train(OTHER, data, TRAINING, seed=7).epochs])
+    assert accuracies[0] == accuracies[1] == accuracies[2]
