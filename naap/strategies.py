@@ -15,7 +15,9 @@ event: every training stops at its next epoch, with a checkpoint of its last one
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -130,7 +132,8 @@ def train_ddp(trainer: Trainer, claims: Claims) -> None:
 def in_threads(work: Callable[[], None], count: int, device: torch.device, stop: threading.Event) -> None:
     """Run `work` in `count` threads on `device` until each returns. The first exception of a
     thread sets `stop` (the others stop at their next epoch) and is raised here, once all have
-    ended; so is a signal's KeyboardInterrupt in the main thread (a second one ends the wait)."""
+    ended; so is a signal's KeyboardInterrupt in the main thread, once every thread has saved
+    its last epoch."""
     errors: list[BaseException] = []
     ended = [threading.Event() for _ in range(count)]
 
@@ -152,7 +155,8 @@ def in_threads(work: Callable[[], None], count: int, device: torch.device, stop:
         _wait(ended)
     except KeyboardInterrupt:
         stop.set()
-        _wait(ended)
+        with _further_signals_noted():
+            _wait(ended)
         raise
     if errors:
         raise errors[0]
@@ -168,6 +172,21 @@ def on_device(device: torch.device) -> Iterator[None]:
     torch.cuda.set_device(device)
     with torch.cuda.stream(torch.cuda.Stream(device)):
         yield
+
+
+@contextmanager
+def _further_signals_noted() -> Iterator[None]:
+    """While the trainings finish their epoch after a signal, another signal is noted, not
+    raised: it would end the process with threads inside PyTorch, and Python aborts then."""
+    def note(signum, frame):
+        print("naap: stopping at the end of the current epochs, with their checkpoints; "
+              "kill -9 stops at once (the earlier checkpoints are kept)", file=sys.stderr, flush=True)
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _wait(events: list[threading.Event]) -> None:

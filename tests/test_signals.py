@@ -61,6 +61,24 @@ def test_sigterm_stops_at_the_next_epoch_keeps_checkpoints_and_the_same_command_
         assert read_provenance(out / "parts" / f"{name}.parquet")["resumed_epochs"] >= 1
 
 
+def test_a_second_signal_while_the_trainings_stop_is_noted_and_the_stop_completes(workdir, long_recipe):
+    out = workdir / "twice"
+    run = naap(workdir, "dataset", long_recipe, "--out", out)
+    wait_for_a_part_then_a_few_epochs(run, out)
+    run.send_signal(signal.SIGTERM)
+    time.sleep(0.02)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    kept = list((out / "checkpoints").glob("*.pt"))
+    assert run.returncode == 143 and kept, err
+    assert err.splitlines() == [
+        "naap: stopping at the end of the current epochs, with their checkpoints; kill -9 stops at once "
+        "(the earlier checkpoints are kept)",
+        f"naap: interrupted (SIGTERM): {len(kept)} checkpoint(s) kept in {out / 'checkpoints'}; "
+        f"run the same command to resume"]
+    assert [p for p in out.rglob("*") if p.name.endswith(".tmp")] == []
+
+
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(workdir):
     run = naap(workdir, "dataset", SMOKE, "--out", "early")
     time.sleep(0.5)  # python is up (it handles SIGINT); torch is still being imported
