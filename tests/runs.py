@@ -48,6 +48,12 @@ def finish(process: subprocess.Popen) -> str:
     return out
 
 
+def dataset(workdir: Path, recipe: Path, out: str | Path, *args, ranks: int = 0) -> Path:
+    """`naap dataset RECIPE --out OUT ARGS...` run to its end in `workdir` (it must succeed): the folder."""
+    finish(naap(workdir, "dataset", recipe, "--out", out, *args, ranks=ranks))
+    return workdir / out
+
+
 def recipe_variant(workdir: Path, name: str, base: Path = SMOKE, **changes) -> Path:
     """A copy of a recipe with some `section__key` values changed."""
     raw = yaml.safe_load(base.read_text())

@@ -10,7 +10,7 @@ from naap.counts import count_macs, count_params
 from naap.recipe import load_recipe
 from naap.space import generate_schemes
 from naap.tables import load_tables, read_provenance
-from tests.runs import FMNIST_MINI, assert_same_data, finish, naap
+from tests.runs import FMNIST_MINI, assert_same_data, dataset
 
 FASHION_MNIST = Path(load_recipe(FMNIST_MINI).dataset.root)
 
@@ -22,8 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("fmnist-mini")
-    finish(naap(workdir, "dataset", FMNIST_MINI, "--out", "plain"))
-    return workdir / "plain"
+    return dataset(workdir, FMNIST_MINI, "plain")
 
 
 def test_fmnist_mini_runs_end_to_end_and_loads_like_data_naap440(plain):
@@ -47,5 +46,4 @@ def test_fmnist_mini_runs_end_to_end_and_loads_like_data_naap440(plain):
 
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_fmnist_mini_from_torchrun_is_bit_identical_to_plain_naap_dataset(plain, ranks):
-    finish(naap(plain.parent, "dataset", FMNIST_MINI, "--out", f"torchrun-{ranks}", ranks=ranks))
-    assert_same_data(plain, plain.parent / f"torchrun-{ranks}")
+    assert_same_data(plain, dataset(plain.parent, FMNIST_MINI, f"torchrun-{ranks}", ranks=ranks))

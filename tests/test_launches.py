@@ -17,7 +17,7 @@ from naap.cluster import Cluster
 from naap.recipe import Runner, load_recipe
 from naap.strategies import default_trainings_per_device
 from naap.tables import read_provenance
-from tests.runs import ENV, SMOKE, THREAD_VARIABLES, assert_same_data, finish, naap, naap_on_two_nodes
+from tests.runs import ENV, SMOKE, THREAD_VARIABLES, assert_same_data, dataset, finish, naap_on_two_nodes
 
 CORES = len(os.sched_getaffinity(0))
 
@@ -28,8 +28,7 @@ def build(workdir: Path, recipe: Path, launch: str) -> Path:
         for process in naap_on_two_nodes(workdir, "dataset", recipe, "--out", out):
             finish(process)
     else:
-        ranks = {"plain": 0, "torchrun-1": 1, "torchrun-2": 2}[launch]
-        finish(naap(workdir, "dataset", recipe, "--out", out, ranks=ranks))
+        dataset(workdir, recipe, out, ranks={"plain": 0, "torchrun-1": 1, "torchrun-2": 2}[launch])
     return out
 
 

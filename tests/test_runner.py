@@ -24,7 +24,7 @@ from naap.workspace import Workspace
 from naap.split import split_is_test
 from naap.tables import load_tables, read_provenance
 from tests.conftest import REPO
-from tests.runs import SMOKE, assert_same_data, finish, naap, recipe_variant
+from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, recipe_variant
 
 
 def part_files(out: Path) -> dict[str, tuple[int, int]]:
@@ -39,8 +39,7 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def baseline(workdir) -> Path:
     """One uninterrupted single-process run of the smoke recipe: the reference."""
-    finish(naap(workdir, "dataset", SMOKE, "--out", "baseline"))
-    return workdir / "baseline"
+    return dataset(workdir, SMOKE, "baseline")
 
 
 def test_single_run_writes_the_layout_of_data_naap440(baseline):

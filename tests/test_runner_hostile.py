@@ -17,7 +17,7 @@ import pytest
 from naap import strategies
 from naap.cli import main
 from naap.tables import read_provenance
-from tests.runs import SMOKE, assert_same_data, finish, naap, recipe_variant, snapshot
+from tests.runs import SMOKE, assert_same_data, dataset, recipe_variant, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,7 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def complete(workdir) -> Path:
-    finish(naap(workdir, "dataset", SMOKE, "--out", "complete"))
-    return workdir / "complete"
+    return dataset(workdir, SMOKE, "complete")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from naap.cli import main
 from naap.jobs import Shard, make_plan
 from naap.recipe import load_recipe
 from naap.tables import read_provenance
-from tests.runs import SMOKE, assert_same_data, finish, naap, snapshot
+from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def plain(workdir):
-    finish(naap(workdir, "dataset", SMOKE, "--out", "plain"))
-    return workdir / "plain"
+    return dataset(workdir, SMOKE, "plain")
 
 
 @pytest.fixture(scope="module")

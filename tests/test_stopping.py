@@ -1,16 +1,23 @@
 """Stopping `naap dataset`: SIGTERM and Ctrl-C stop every training at its next epoch, keep the
-checkpoints, leave no temporary file, say so in one line and exit 143 / 130; the same command
-resumes to identical data. Under torchrun a run prints one line whatever happens, not one per
-rank. Real processes, real signals."""
+checkpoints, leave no temporary file, say so in one line and exit 143 / 130; so does a failing
+training for the others beside it. The same command resumes to identical data. Under torchrun
+a run prints one line whatever happens, not one per rank. Real processes and signals, except
+for the failing training (in-process, to make it fail)."""
 import signal
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from naap import strategies
+from naap.cli import main
+from naap.jobs import make_plan
+from naap.recipe import load_recipe
 from naap.tables import read_provenance
-from tests.runs import SMOKE, assert_same_data, finish, naap, recipe_variant
+from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, recipe_variant
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +33,7 @@ def long_recipe(workdir) -> Path:
 
 @pytest.fixture(scope="module")
 def baseline(workdir, long_recipe) -> Path:
-    finish(naap(workdir, "dataset", long_recipe, "--out", "baseline"))
-    return workdir / "baseline"
+    return dataset(workdir, long_recipe, "baseline")
 
 
 def wait_for_a_part_then_a_few_epochs(run, out: Path) -> None:
@@ -115,3 +121,40 @@ def test_a_failing_rank_prints_one_line_naming_the_file_and_the_others_stop_quie
     assert len(lines) == 1 and lines[0].startswith("naap: error: rank ") and f"{damaged}: unreadable checkpoint" in \
         lines[0], err
     assert "/naap/" not in "".join(line for line in err.splitlines() if line.strip().startswith("File "))
+
+
+def test_a_failing_training_stops_the_other_at_its_next_epoch_and_its_checkpoint_resumes(workdir, long_recipe,
+                                                                                         baseline, monkeypatch):
+    failing, other = make_plan(load_recipe(long_recipe)).jobs[:2]
+    real = strategies.train
+    other_epochs, failed_at = [], []
+    other_started = threading.Event()
+
+    def train(scheme, data, training, seed, *, on_epoch, **kwargs):
+        def hook(metrics):
+            on_epoch(metrics)
+            if (scheme, seed) == (failing.scheme, failing.seed):
+                assert other_started.wait(60)
+                failed_at.append(len(other_epochs))
+                raise RuntimeError("a training fails in its first epoch")
+            if (scheme, seed) == (other.scheme, other.seed):
+                other_epochs.append(metrics.epoch)
+                other_started.set()
+        return real(scheme, data, training, seed, on_epoch=hook, **kwargs)
+
+    monkeypatch.setattr(strategies, "train", train)
+    monkeypatch.chdir(workdir)
+    out = workdir / "failed"
+    with pytest.raises(RuntimeError, match="fails in its first epoch"):
+        main(["dataset", str(long_recipe), "--out", str(out), "--trainings-per-device", "2"])
+    # The other training stopped at the epoch after the failure (not at the end of its 12),
+    # and its checkpoint holds every epoch it finished.
+    assert len(other_epochs) <= failed_at[0] + 1 < 12
+    kept = torch.load(out / "checkpoints" / f"{other.name}.pt", weights_only=True)
+    assert len(kept["epochs"]) == len(other_epochs)
+    assert not (out / "parts" / f"{other.name}.parquet").exists()
+
+    monkeypatch.setattr(strategies, "train", real)
+    assert main(["dataset", str(long_recipe), "--out", str(out)]) == 0
+    assert read_provenance(out / "parts" / f"{other.name}.parquet")["resumed_epochs"] == len(other_epochs)
+    assert_same_data(baseline, out)
