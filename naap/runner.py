@@ -74,8 +74,9 @@ def _build(args, cluster: Cluster, plan: Plan, ws: Workspace | None) -> int:
         cluster.check_sees(ws.recipe_copy)
     recipe = plan.recipe
     if todo:
-        data = cluster.agree(lambda: _load(plan, cluster, args))
+        # With one process, ddp is the shard strategy; and the records say so.
         strategy = "ddp" if (args.strategy or recipe.runner.strategy) == "ddp" and cluster.world > 1 else "shard"
+        data = cluster.agree(lambda: _load_data(plan, cluster, strategy))
         per_device = 1 if strategy == "ddp" else (args.trainings_per_device
                                                   or default_trainings_per_device(cluster, recipe))
         measure = args.estimate or args.max_hours is not None
@@ -113,10 +114,10 @@ def _open(args, plan: Plan, ws: Workspace | None) -> list[Job] | None:
     return todo
 
 
-def _load(plan: Plan, cluster: Cluster, args) -> DeviceData:
+def _load_data(plan: Plan, cluster: Cluster, strategy: str) -> DeviceData:
     recipe = plan.recipe
     data = load_dataset(recipe.dataset, recipe.training, cluster.device, source=recipe.path)
-    if (args.strategy or recipe.runner.strategy) == "ddp" and cluster.world > 1:
+    if strategy == "ddp":
         size = recipe.training.batch_size
         smallest = min(size, len(data.train_y) % size or size)
         if smallest < cluster.world:

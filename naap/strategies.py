@@ -67,23 +67,25 @@ class Trainer:
 
     def run(self, job: Job) -> None:
         new_epochs = 0
+        writes = self.cluster.rank == 0 or self.strategy == "shard"  # under ddp, rank 0 speaks for all
 
         def on_epoch(metrics: EpochMetrics) -> None:
             nonlocal new_epochs
             new_epochs += 1
-            self.progress.epoch()
+            if writes:
+                self.progress.epoch()
 
         started = time.time()
         try:
             result = train(job.scheme, self.data, self.recipe.training, job.seed, device=self.cluster.device,
                            checkpoint=self.ws.checkpoint(job), ddp=self.strategy == "ddp",
                            on_epoch=on_epoch, stop=self.stop)
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:
             raise NaapError(f"{self.recipe.path}: runner.trainings_per_device: {job.name} ran out of memory on "
                             f"{self.cluster.device} with {self.trainings_per_device} training(s) at once; "
                             f"ask for fewer (--trainings-per-device)") from None
         finished = time.time()
-        if self.cluster.rank == 0 or self.strategy == "shard":
+        if writes:
             record = provenance.run_record(
                 self.launch, arch_id=job.arch_id, seed=job.seed, arch_hash=scheme_hash(job.scheme),
                 diverged=result.diverged, epochs=len(result.epochs), resumed_epochs=len(result.epochs) - new_epochs,

@@ -36,7 +36,7 @@ from naap.tables import EPOCHS_SCHEMA, atomic_write, read_parquet, read_provenan
 DATA_KEYS = ("name", "search_space", "dataset", "training", "split")
 FOLDERS = ("parts", "checkpoints", "locks")
 MERGED = ("architectures.parquet", "epochs.parquet", "DATASET.md")
-# flock fails so on filesystems that do not support it (Lustre without -o flock, some NFS setups).
+# flock fails with these on filesystems that do not support it (Lustre without -o flock, some NFS setups).
 NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 
@@ -94,7 +94,7 @@ class Workspace:
     def adopt(self, recipe: Recipe) -> None:
         """Keep a copy of the recipe in a new DIR; refuse a DIR made from another recipe."""
         if not self.recipe_copy.exists():
-            # recipe.yaml itself may appear meanwhile: the ranks of one run all start here at once
+            # recipe.yaml itself may appear meanwhile: another run may be starting on DIR too
             if self.root.is_dir() and any(not p.name.startswith(".") and p != self.recipe_copy
                                           for p in self.root.iterdir()):
                 raise NaapError(f"{self.root}: not empty and not made by `naap dataset` (no recipe.yaml); "
@@ -107,6 +107,8 @@ class Workspace:
                 os.link(mine, self.recipe_copy)
             except FileExistsError:
                 pass
+            except OSError as exc:
+                raise NaapError(f"{self.recipe_copy}: cannot write it ({exc.strerror or exc})") from None
             finally:
                 mine.unlink()
         self.check_recipe(recipe)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 
 from naap import strategies
 from naap.cli import main
@@ -236,3 +237,13 @@ def test_estimate_writes_nothing_in_dir_or_outside_it(started, tmp_path, run, ca
     assert run(SMOKE, "--out", tmp_path / "new", "--estimate") == 0
     assert "optimizer steps" in capsys.readouterr().out
     assert snapshot(tmp_path) == before and run.trainings == []
+
+
+def test_a_device_out_of_memory_is_one_line_naming_the_recipe_field(started, run, capsys, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(strategies, "train", out_of_memory)
+    assert run(SMOKE, "--out", started, "--trainings-per-device", "2") == 2
+    err = one_error_line(capsys)
+    assert err.startswith(f"{SMOKE}: runner.trainings_per_device: arch")
+    assert err.endswith("ran out of memory on cpu with 2 training(s) at once; ask for fewer (--trainings-per-device)")
