@@ -165,8 +165,9 @@ def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "not YAML": (["dataset", str(tmp / "bad.yaml"), *out], "not valid YAML"),
         "unknown key": (["dataset", str(tmp / "unknown.yaml"), *out], "training.epochz"),
         "too many test items": (["dataset", str(tmp / "split.yaml"), *out], "split.test_items"),
-        "missing Fashion-MNIST": (["dataset", str(tmp / "fmnist.yaml"), *out], "train-images-idx3-ubyte.gz"),
-        "missing CIFAR folder": (["dataset", str(tmp / "folder.yaml"), *out], "nothing"),
+        "missing Fashion-MNIST": (["dataset", str(tmp / "fmnist.yaml"), *out],
+                                  f"{tmp / 'fmnist.yaml'}: dataset.root: "),  # data errors name the recipe
+        "missing CIFAR folder": (["dataset", str(tmp / "folder.yaml"), *out], f"{tmp / 'folder.yaml'}: dataset.root: "),
         "foreign directory": (["dataset", str(SMOKE), "--out", str(tmp / "occupied")], "no recipe.yaml"),
         "no --out": (["dataset", str(SMOKE)], "--out"),
     }
