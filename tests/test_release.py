@@ -104,6 +104,6 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
         open(tmp, "w").write("half")
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(NaapError, match=f"{target}: cannot write it"):
         atomic_write(target, half_write)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["t.txt"]
