@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DATA ?= data/naap440
 
-.PHONY: install test leaderboard dataset system-deps
+.PHONY: install test leaderboard dataset merge system-deps
 
 install: $(INSTALLED)
 
@@ -29,18 +29,24 @@ system-deps:
 bench-training: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_training.py
 
-# Rebuild a benchmark from its recipe under torchrun, resumable (run it again to go on): one
-# process per local GPU; without a GPU one single-threaded process per core, which first
-# times the run and stops if it is estimated above MAX_CPU_HOURS (CONFIRM=1 lifts the limit).
+# Rebuild a benchmark from its recipe into $(OUT), resumable (run it again to go on). Without a GPU,
+# one process trains one single-threaded network per core at once, after timing the run: it
+# stops if estimated above MAX_CPU_HOURS (CONFIRM=1 lifts the limit). With GPUs, torchrun starts
+# one process per GPU (NPROC). The numbers do not depend on NPROC. Several nodes, job arrays
+# (`make merge`), resuming: docs/regenerating.md.
 RECIPE ?= recipes/naap440.yaml
 OUT ?= runs/$(basename $(notdir $(RECIPE)))
 GPUS = $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
-NPROC ?= $(if $(filter 0,$(GPUS)),$(shell nproc),$(GPUS))
+NPROC ?= $(if $(filter 0,$(GPUS)),1,$(GPUS))
 MAX_CPU_HOURS ?= $(if $(CONFIRM),inf,1)
+LAUNCH = $(if $(filter 1,$(NPROC)),$(BIN)/naap,$(BIN)/torchrun --standalone --nproc-per-node=$(NPROC) -m naap)
 dataset: $(INSTALLED)
-	@if [ "$(GPUS)" = 0 ]; then echo "no GPU: $(NPROC) CPU process(es); a run estimated above $(MAX_CPU_HOURS) h stops (CONFIRM=1 lifts it)"; fi
-	$(BIN)/torchrun --standalone --nproc-per-node=$(NPROC) -m naap dataset $(RECIPE) --out $(OUT) \
-		$(if $(filter 0,$(GPUS)),--device cpu --max-hours $(MAX_CPU_HOURS))
+	@if [ "$(GPUS)" = 0 ]; then echo "no GPU: one training per CPU core at once; a run estimated above $(MAX_CPU_HOURS) h stops (CONFIRM=1 lifts it)"; fi
+	$(LAUNCH) dataset $(RECIPE) --out $(OUT) $(if $(filter 0,$(GPUS)),--device cpu --max-hours $(MAX_CPU_HOURS))
+
+# Merge the parts that `naap dataset --shard I/N` runs (job arrays) wrote into $(OUT) once all are in.
+merge: $(INSTALLED)
+	$(BIN)/naap merge $(OUT)
 
 # With a GPU: the smoke recipe on CUDA with 1 and with 4 trainings per device, compared bit for bit,
 # with steps/s per network and per GPU. Without one it says so and fails (exit 2).

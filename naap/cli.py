@@ -3,33 +3,57 @@ registers it through `add_command(subparsers)` and sets `run=callable(args) -> i
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
-import importlib.util
+import signal
 import sys
-from pathlib import Path
+from contextlib import contextmanager
 
 from naap.errors import NaapError
 
-# Which module registers each command. Only the chosen command's module is imported, so that
-# `naap info` does not pay for importing PyTorch.
-COMMANDS = {"schemes": "naap.commands", "info": "naap.commands", "import-release": "naap.commands",
-            "export-csv": "naap.commands", "dataset": "naap.runner", "leaderboard": "naap.leaderboard",
-            "predictors": "naap.catalog", "plot": "naap.plot"}
+# Each command: the module that registers it, and its line in `naap --help`. Only the chosen
+# command's module is imported (`naap info` does not pay for PyTorch), and `naap --help` imports
+# none; tests/test_cli_help.py checks that these lines are the ones the modules register.
+COMMANDS = {
+    "schemes": ("naap.commands", "list a recipe's architectures"),
+    "info": ("naap.commands", "summarise a dataset directory"),
+    "import-release": ("naap.commands", "turn the published CSV + schemes JSON into Parquet"),
+    "export-csv": ("naap.commands", "write a dataset in the published CSV layout"),
+    "dataset": ("naap.runner", "train every architecture of a recipe into a Parquet dataset (resumable, torchrun-ready)"),
+    "merge": ("naap.merge", "merge the parts of a dataset folder built with --shard into its tables"),
+    "leaderboard": ("naap.leaderboard", "rank accuracy predictors (paper protocol and cross-validation)"),
+    "predictors": ("naap.catalog", "list the registered accuracy predictors"),
+    "plot": ("naap.plot", "draw learning curves of architectures to a PNG"),
+}
 
 
-def help_lines() -> dict[str, str | None]:
-    """Each command's line in `naap --help`: the literal help= of the `add_parser(NAME, help=...)`
-    call in its module's source, read without importing the module (some import PyTorch)."""
-    lines = {}
-    for module in dict.fromkeys(COMMANDS.values()):
-        tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
-        for call in ast.walk(tree):
-            if (isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "add_parser"
-                    and call.args and isinstance(call.args[0], ast.Constant)):
-                given = [k.value for k in call.keywords if k.arg == "help" and isinstance(k.value, ast.Constant)]
-                lines[call.args[0].value] = given[0].value if given else None
-    return lines
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt: every command stops the same way."""
+
+
+def _interrupt(signum, frame):
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait while the command's modules are imported, and are taken right
+    after: an interrupt inside a library's import can leave it half-imported (some libraries
+    catch every exception there), and the command would then fail with a confusing traceback."""
+    received = []
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        _interrupt(received[0], None)
+
+
+def interrupt_exit_code(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process ended by it: 130 (SIGINT), 143 (SIGTERM)."""
+    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -37,24 +61,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="naap", description="Rebuild the NAAP-440 benchmark and rank accuracy predictors on it.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     if command in COMMANDS:
-        importlib.import_module(COMMANDS[command]).add_command(subparsers)
+        importlib.import_module(COMMANDS[command][0]).add_command(subparsers)
     else:  # `naap --help` or an unknown command: list them all, importing none
-        lines = help_lines()
-        for name in COMMANDS:
-            subparsers.add_parser(name, help=lines.get(name))
+        for name, (_, line) in COMMANDS.items():
+            subparsers.add_parser(name, help=line)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        with _signals_held():
+            parser = build_parser(argv[0] if argv else None)
+        args = parser.parse_args(argv)
         return int(args.run(args) or 0)
     except NaapError as exc:
         print(f"naap: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
-    except KeyboardInterrupt:
-        print("naap: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:  # a command may say what it kept, in the exception's message
+        name = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
+        print(f"naap: interrupted ({name}){f': {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
+        return interrupt_exit_code(interrupt)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

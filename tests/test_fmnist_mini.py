@@ -1,7 +1,6 @@
-"""recipes/fmnist-mini.yaml end to end on real Fashion-MNIST images (about 1.5 min on 2 cores)."""
-import os
-import subprocess
-import sys
+"""recipes/fmnist-mini.yaml end to end on real Fashion-MNIST images (about a minute per run on
+2 cores): the tables load like data/naap440's, and plain `naap dataset`, torchrun with 1 and
+with 2 processes give the same tables bit for bit, with no thread variables set."""
 from pathlib import Path
 
 import pandas as pd
@@ -11,21 +10,23 @@ from naap.counts import count_macs, count_params
 from naap.recipe import load_recipe
 from naap.space import generate_schemes
 from naap.tables import load_tables, read_provenance
-from tests.conftest import REPO
+from tests.runs import FMNIST_MINI, assert_same_data, dataset
 
-RECIPE = REPO / "recipes" / "fmnist-mini.yaml"
-FASHION_MNIST = Path(load_recipe(RECIPE).dataset.root)
+FASHION_MNIST = Path(load_recipe(FMNIST_MINI).dataset.root)
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
+    reason=f"Fashion-MNIST is not in {FASHION_MNIST} (Debian: apt-get install dataset-fashion-mnist)")]
 
 
-@pytest.mark.skipif(not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
-                    reason=f"Fashion-MNIST is not in {FASHION_MNIST} (Debian: apt-get install dataset-fashion-mnist)")
-def test_fmnist_mini_runs_end_to_end_and_loads_like_data_naap440(tmp_path):
-    recipe, out = load_recipe(RECIPE), tmp_path / "fmnist-mini"
-    run = subprocess.run([sys.executable, "-m", "naap", "dataset", str(RECIPE), "--out", str(out)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert run.returncode == 0, run.stderr
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("fmnist-mini")
+    return dataset(workdir, FMNIST_MINI, "plain")
 
+
+def test_fmnist_mini_runs_end_to_end_and_loads_like_data_naap440(plain):
+    recipe, out = load_recipe(FMNIST_MINI), plain
     epochs = pd.read_parquet(out / "epochs.parquet")
     architectures = pd.read_parquet(out / "architectures.parquet")
     tables = load_tables(out)
@@ -41,3 +42,8 @@ def test_fmnist_mini_runs_end_to_end_and_loads_like_data_naap440(tmp_path):
     schemes = generate_schemes(recipe.search_space, recipe.generator)
     assert architectures["num_params"].tolist() == [count_params(s, in_channels=1) for s in schemes]
     assert architectures["num_macs"].tolist() == [count_macs(s, in_channels=1, input_size=28) for s in schemes]
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_fmnist_mini_from_torchrun_is_bit_identical_to_plain_naap_dataset(plain, ranks):
+    assert_same_data(plain, dataset(plain.parent, FMNIST_MINI, f"torchrun-{ranks}", ranks=ranks))

@@ -1,13 +1,11 @@
 """`naap dataset`: rank-independent results, crash safety, concurrent runs, divergence, clear errors.
 
 Every run trains recipes/smoke.yaml (synthetic data, seconds on a CPU) in a scratch folder,
-as a real process (python -m naap, or torchrun with gloo), one intra-op thread each.
+as a real process (python -m naap, or torchrun with gloo) in the user's environment (tests/runs.py).
 """
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,44 +17,14 @@ import yaml
 from naap.cli import main
 from naap.recipe import load_recipe
 from naap.errors import NaapError
-from naap.runner import Cluster, Workspace, check_shared, cost, plan
+from naap.cluster import Cluster
+from naap.cost import cost
+from naap.jobs import make_plan
+from naap.workspace import Workspace
 from naap.split import split_is_test
 from naap.tables import load_tables, read_provenance
 from tests.conftest import REPO
-
-SMOKE = REPO / "recipes" / "smoke.yaml"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def naap(workdir: Path, *args, ranks: int = 0, **popen) -> subprocess.Popen:
-    """Start `naap ...` in `workdir`, alone or under torchrun with `ranks` processes."""
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
-                 "-m", "naap"] if ranks else [sys.executable, "-m", "naap"])
-    return subprocess.Popen([*launcher, *map(str, args)], cwd=workdir, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
-
-
-def finish(process: subprocess.Popen) -> str:
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
-    return out
-
-
-def recipe_variant(workdir: Path, name: str, **changes) -> Path:
-    """A copy of the smoke recipe with some `section.key` values changed."""
-    raw = yaml.safe_load(SMOKE.read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        raw[section][key] = value
-    path = workdir / name
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def assert_same_data(dir_a: Path, dir_b: Path) -> None:
-    a, b = load_tables(dir_a), load_tables(dir_b)
-    pd.testing.assert_frame_equal(a.architectures, b.architectures)
-    pd.testing.assert_frame_equal(a.epochs.drop(columns="epoch_seconds"), b.epochs.drop(columns="epoch_seconds"))
+from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, recipe_variant
 
 
 def part_files(out: Path) -> dict[str, tuple[int, int]]:
@@ -71,8 +39,7 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def baseline(workdir) -> Path:
     """One uninterrupted single-process run of the smoke recipe: the reference."""
-    finish(naap(workdir, "dataset", SMOKE, "--out", "baseline"))
-    return workdir / "baseline"
+    return dataset(workdir, SMOKE, "baseline")
 
 
 def test_single_run_writes_the_layout_of_data_naap440(baseline):
@@ -90,6 +57,11 @@ def test_single_run_writes_the_layout_of_data_naap440(baseline):
     provenance = read_provenance(baseline / "epochs.parquet")
     assert provenance["recipe"]["contents"] == recipe.raw and provenance["world_sizes"] == [1]
     assert set(provenance["versions"]) >= {"naap", "torch", "torchvision"}
+    # One single-threaded training per core at once (this process's cores), recorded with the settings.
+    assert provenance["threads_per_training"] == [1] and provenance["strategies"] == ["shard"]
+    assert provenance["trainings_per_device"] == [len(os.sched_getaffinity(0))]
+    assert [s["cpu_threads_per_training"] for s in provenance["settings"]] == [1]
+    assert provenance["limit"] is None and provenance["shards"] == []
     assert (baseline / "DATASET.md").read_text().startswith("# smoke")
     assert sorted(p.name for p in baseline.iterdir()) == [
         "DATASET.md", "architectures.parquet", "epochs.parquet", "parts", "recipe.yaml"]
@@ -141,7 +113,7 @@ def test_ddp_strategy_trains_every_network_on_two_gloo_ranks_and_merges(workdir)
 
 def test_a_diverging_network_is_recorded_and_the_run_finishes(workdir):
     recipe = recipe_variant(workdir, "diverge.yaml", training__optimizer={
-        "name": "sgd", "lr": 1.0e4, "momentum": 0.9, "weight_decay": 1.0e-4}, training__seeds=[1])
+        "name": "sgd", "lr": 1.0e30, "momentum": 0.9, "weight_decay": 1.0e-4}, training__seeds=[1])
     finish(naap(workdir, "dataset", recipe, "--out", "diverged", "--limit", "2"))
     tables = load_tables(workdir / "diverged")
     assert tables.architectures["diverged"].tolist() == [True, True]
@@ -193,8 +165,9 @@ def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "not YAML": (["dataset", str(tmp / "bad.yaml"), *out], "not valid YAML"),
         "unknown key": (["dataset", str(tmp / "unknown.yaml"), *out], "training.epochz"),
         "too many test items": (["dataset", str(tmp / "split.yaml"), *out], "split.test_items"),
-        "missing Fashion-MNIST": (["dataset", str(tmp / "fmnist.yaml"), *out], "train-images-idx3-ubyte.gz"),
-        "missing CIFAR folder": (["dataset", str(tmp / "folder.yaml"), *out], "nothing"),
+        "missing Fashion-MNIST": (["dataset", str(tmp / "fmnist.yaml"), *out],
+                                  f"{tmp / 'fmnist.yaml'}: dataset.root: "),  # data errors name the recipe
+        "missing CIFAR folder": (["dataset", str(tmp / "folder.yaml"), *out], f"{tmp / 'folder.yaml'}: dataset.root: "),
         "foreign directory": (["dataset", str(SMOKE), "--out", str(tmp / "occupied")], "no recipe.yaml"),
         "no --out": (["dataset", str(SMOKE)], "--out"),
     }
@@ -221,7 +194,7 @@ def test_estimate_prints_steps_flop_and_cpu_hours_without_training(workdir, caps
     assert main(["dataset", str(SMOKE), "--estimate"]) == 0
     out = capsys.readouterr().out
     recipe = load_recipe(SMOKE)
-    jobs, _ = plan(recipe, None)
+    jobs = make_plan(recipe).jobs
     steps, flop = cost(jobs, recipe.dataset.shape, 1024, 512, recipe.training)
     assert steps == 8 * (1024 // 128) * 2
     assert f"{steps:,} optimizer steps, {flop:.3g} FLOP" in out and "images/s" in out
@@ -229,7 +202,7 @@ def test_estimate_prints_steps_flop_and_cpu_hours_without_training(workdir, caps
 
 def test_cost_of_naap440_is_that_of_spec_section_7():
     recipe = load_recipe(REPO / "recipes" / "naap440.yaml")
-    jobs, _ = plan(recipe, None)
+    jobs = make_plan(recipe).jobs
     steps, flop = cost(jobs, recipe.dataset.shape, 50_000, 10_000, recipe.training)
     assert steps == 440 * 90 * 196
     assert round(flop / 1e15, 1) == 6.7
@@ -242,20 +215,28 @@ def test_max_hours_refuses_a_run_estimated_above_it_before_training(workdir, cap
     assert not (workdir / "budget" / "parts").exists()
 
 
-def test_max_hours_stops_every_rank_with_the_one_line(workdir):
-    """`make dataset` on a CPU: rank 0 times the run, and no other rank is left waiting for it."""
+def test_max_hours_stops_every_rank_and_only_rank_0_says_why(workdir):
+    """Rank 0 times the run; no other rank is left waiting for it, and the reason is printed once."""
     run = naap(workdir, "dataset", SMOKE, "--out", "budget2", "--max-hours", "1e-9", ranks=2)
     out, err = run.communicate(timeout=300)
-    assert run.returncode != 0 and err.count("naap: error: estimated") == 2, err
+    assert run.returncode != 0 and err.count("naap: error:") == 1 and "naap: error: estimated" in err, err
     assert not (workdir / "budget2" / "parts").exists()
 
 
 def test_a_rank_that_does_not_see_rank_0s_files_stops_with_a_clear_error(tmp_path, monkeypatch):
-    """Several nodes need one shared DIR: a rank that cannot see rank 0's mark there refuses to go on."""
-    monkeypatch.setattr(Cluster, "broadcast", lambda self, value: tmp_path / "another-node" / ".rank0-mark")
-    monkeypatch.setattr(Cluster, "barrier", lambda self: None)
+    """Several nodes need one shared DIR: a rank that does not find rank 0's recipe.yaml there
+    (another node's own folder of the same name) refuses to go on."""
+    ours, theirs = tmp_path / "ours", tmp_path / "another-node"
+    for folder in (ours, theirs):
+        folder.mkdir()
+        shutil.copyfile(SMOKE, folder / "recipe.yaml")
+    rank0s = (theirs / "recipe.yaml").stat()
+    monkeypatch.setattr(Cluster, "broadcast", lambda self, value: (rank0s.st_ino, rank0s.st_size, rank0s.st_mtime_ns))
+    monkeypatch.setattr(Cluster, "agree", lambda self, step: step())
+    rank1 = Cluster(rank=1, world=2, local_rank=0, local_world=1, device=torch.device("cpu"), store=None)
     with pytest.raises(NaapError, match="every node shares"):
-        check_shared(Workspace(tmp_path / "out"), Cluster(rank=1, world=2, device=torch.device("cpu")))
+        rank1.check_sees(ours / "recipe.yaml")
+    rank1.check_sees(theirs / "recipe.yaml")  # the same file: no error
 
 
 def test_a_bad_recipe_stops_the_process_with_exit_code_2_and_no_traceback(workdir):

@@ -1,0 +1,138 @@
+"""Merging the parts of a dataset folder into its tables, and `naap merge DIR` (torch-free).
+
+The merged tables hold the architectures of the plan (all of the recipe's, or the first N
+of a --limit try, marked `"limit": N` in the provenance). Fuller tables are never replaced
+by smaller ones: a merge is written only when DIR has none, or has tables of fewer
+architectures. `naap merge DIR` merges a folder built by `--shard` runs once every part is in.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from naap import provenance
+from naap.errors import NaapError
+from naap.jobs import Plan, make_plan
+from naap.recipe import load_recipe
+from naap.split import split_is_test
+from naap.tables import Tables, read_provenance, write_dataset
+from naap.workspace import Workspace
+
+MISSING_NAMED = 5  # the first missing parts an incomplete merge names
+
+
+def merged_architectures(ws: Workspace) -> int | None:
+    """How many architectures DIR's merged tables hold; None if it has none, or only some of the
+    files of a merge that was stopped half-way (each file of one merge has the same provenance)."""
+    tables = [ws.root / name for name in ("architectures.parquet", "epochs.parquet")]
+    if not all(path.exists() for path in tables) or not (ws.root / "DATASET.md").exists():
+        return None
+    try:
+        about = [read_provenance(path) for path in tables]
+        return int(about[0]["architectures"]) if about[0] == about[1] else None
+    except (OSError, pa.ArrowException, KeyError, ValueError, TypeError):
+        raise NaapError(f"{tables[0]}: not a merged table of `naap dataset` (unreadable, or no provenance); "
+                        f"move it away to merge again") from None
+
+
+def is_merged(ws: Workspace, plan: Plan) -> bool:
+    """Whether DIR's merged tables already hold the plan's architectures, or more."""
+    held = merged_architectures(ws)
+    return held is not None and held >= len(plan.architectures)
+
+
+def merge(ws: Workspace, plan: Plan) -> Tables:
+    """The two tables from the parts of the plan's jobs, with the split and the provenance,
+    written to DIR; then the finished jobs' checkpoints, locks and temporary files are tidied."""
+    frames, records = zip(*(ws.read_part(job) for job in plan.jobs))
+    epochs = pd.concat(frames, ignore_index=True).sort_values(["arch_id", "seed", "epoch"], ignore_index=True)
+    runs = pd.DataFrame(records)
+    # max_accuracy: the best test accuracy of each seed's run (0 for a run that diverged in its
+    # first epoch), averaged over the seeds.
+    best = epochs.groupby(["arch_id", "seed"])["test_accuracy"].max()
+    best = best.reindex(pd.MultiIndex.from_frame(runs[["arch_id", "seed"]]), fill_value=0.0)
+    max_accuracy = best.groupby(level="arch_id").mean()
+    architectures = plan.architectures.copy()
+    architectures["max_accuracy"] = architectures["arch_id"].map(max_accuracy)
+    architectures["diverged"] = architectures["arch_id"].map(runs.groupby("arch_id")["diverged"].any())
+    architectures["is_test"] = architectures["arch_id"].map(split_is_test(max_accuracy, plan.test_items))
+    recipe = plan.recipe
+    about = provenance.rebuilt(
+        recipe_name=recipe.name, recipe_file=recipe.path.name, recipe_contents=recipe.raw,
+        architectures=len(architectures), limit=plan.limit if plan.limited else None,
+        test_items=plan.test_items, records=list(records), train_seconds=float(epochs["epoch_seconds"].sum()))
+    tables = Tables(architectures, epochs)
+    with ws.merging():
+        write_dataset(tables, ws.root, about, dataset_card(tables, plan, about))
+        ws.tidy(plan.jobs)
+    return tables
+
+
+def summary(ws: Workspace, tables: Tables) -> str:
+    a = tables.architectures
+    return (f"wrote {ws.root}: {len(a)} architectures ({int(a['is_test'].sum())} test, "
+            f"{int(a['diverged'].sum())} diverged), {len(tables.epochs)} epoch rows")
+
+
+def dataset_card(tables: Tables, plan: Plan, about: dict) -> str:
+    a, p, d, recipe = tables.architectures, about, about["dataset"], plan.recipe
+    limited = (f"\n\nA --limit try: the first {p['limit']} of the recipe's {plan.recipe_architectures} architectures "
+               f"(a full run of the recipe replaces these tables)." if p["limit"] else "")
+    shards = f", shards {', '.join(p['shards'])}" if p["shards"] else ""
+    return f"""# {recipe.name}
+
+Rebuilt with `naap dataset {recipe.path.name}` (naap {p['versions']['naap']}, torch {p['versions']['torch']})
+on {', '.join(p['devices'])};
+strategy {', '.join(p['strategies'])}, {', '.join(map(str, p['world_sizes']))} process(es){shards},
+{', '.join(map(str, p['trainings_per_device']))} training(s) at once per device,
+{', '.join(map(str, p['threads_per_training']))} CPU thread(s) per training.{limited}
+
+- {len(a)} architectures ({int(a['is_test'].sum())} test items), {len(p['seeds'])} seed(s),
+  {recipe.training.epochs} epochs per run, {len(tables.epochs)} epoch rows, {len(p['diverged'])} diverged run(s)
+- max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f} (mean over seeds of each run's best)
+- data: {d['name']}, {d['train_size']} training and {d['test_size']} test images
+  of {d['in_channels']}x{d['input_size']}x{d['input_size']}
+- wall time {duration(p['wall_seconds'])} ({p['started']} to {p['finished']}),
+  {duration(p['train_seconds'])} of training summed over devices
+
+recipe.yaml is the recipe it was built from, parts/ the single runs.
+"""
+
+
+def duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# --- the command ----------------------------------------------------------------
+
+def run_merge(args) -> int:
+    ws = Workspace(args.dir)
+    ws.check()
+    if not ws.recipe_copy.is_file():
+        raise NaapError(f"{ws.recipe_copy}: not found; {ws.root} is not a folder made by `naap dataset`")
+    plan = make_plan(load_recipe(ws.recipe_copy))
+    if is_merged(ws, plan):
+        print(f"{ws.root} is complete: {len(plan.architectures)} architectures; nothing to do")
+        return 0
+    missing = [job.name for job in plan.jobs if not ws.part(job).exists()]
+    if missing:
+        named = ", ".join(missing[:MISSING_NAMED]) + (", ..." if len(missing) > MISSING_NAMED else "")
+        raise NaapError(f"{ws.root / 'parts'}: {len(missing)} of {len(plan.jobs)} parts missing ({named}); "
+                        f"run the shards that train them (the same command resumes), then merge again")
+    ws.check_writable()
+    print(summary(ws, merge(ws, plan)))
+    return 0
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser(
+        "merge", help="merge the parts of a dataset folder built with --shard into its tables",
+        description="Check that every (architecture, seed) of DIR/recipe.yaml has its part in DIR/parts/, "
+                    "then write DIR/architectures.parquet, epochs.parquet and DATASET.md. "
+                    "A complete folder is left as it is.")
+    p.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of the `naap dataset --shard` runs")
+    p.set_defaults(run=run_merge)
