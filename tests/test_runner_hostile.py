@@ -140,7 +140,7 @@ def test_a_rerun_on_a_complete_folder_does_nothing_even_read_only(complete, tmp_
 
 @pytest.mark.parametrize("change, field", [
     ({"search_space__positions": [{"kernel_size": [3], "width": [8, 16, 24, 32], "stride": [200],
-                                  "residual": [False]}] * 3},
+                                  "residual": [False]} for _ in range(3)]},
      "search_space.positions"),
     ({"training__seeds": [2**63]}, "training.seeds"),
     ({"training__epochs": 40_000}, "training.epochs"),
