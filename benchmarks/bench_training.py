@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10000, help="training images (test: a fifth)")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (SPEC 7 quotes one core)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (docs/benchmark.md, Scale, quotes one core)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the plain loop")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="cpu or cuda (default: cuda where there is one)")

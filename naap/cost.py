@@ -1,4 +1,4 @@
-"""What a run costs: optimizer steps and FLOP (SPEC section 7), and on a CPU a timed estimate."""
+"""What a run costs: optimizer steps and FLOP (docs/benchmark.md, section Scale), and on a CPU a timed estimate."""
 from __future__ import annotations
 
 import math
@@ -16,7 +16,7 @@ from naap.train import train
 
 def cost(jobs: list[Job], shape: tuple[int, int, int], n_train: int, n_test: int,
          training: Training) -> tuple[int, float]:
-    """Optimizer steps and FLOP of `jobs` (SPEC section 7: 2 FLOP per MAC, training at 3x the
+    """Optimizer steps and FLOP of `jobs` (docs/benchmark.md, section Scale: 2 FLOP per MAC, training at 3x the
     forward cost, plus a forward pass over the test set every epoch)."""
     macs = sum(count_macs(j.scheme, *shape) for j in jobs)
     steps = len(jobs) * math.ceil(n_train / training.batch_size) * training.epochs

@@ -1,4 +1,4 @@
-"""Parameter and MAC counts of a scheme, without building it (SPEC section 3).
+"""Parameter and MAC counts of a scheme, without building it (docs/benchmark.md, section Parameter and MAC counts).
 
 Torch-free, so listing or describing thousands of schemes stays fast."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ def count_params(scheme: Scheme, in_channels: int = 3, num_classes: int = 10) ->
 
 
 def count_macs(scheme: Scheme, in_channels: int = 3, input_size: int = 32, num_classes: int = 10) -> int:
-    """MACs for one input, in the convention of the published numbers (SPEC section 3)."""
+    """MACs for one input, in the convention of the published numbers (docs/benchmark.md, section Parameter and MAC counts)."""
     total, channels, size = 0, in_channels, input_size
     for layer in scheme:
         size = (size + 2 * (layer.kernel_size // 2) - layer.kernel_size) // layer.stride + 1

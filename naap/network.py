@@ -1,4 +1,4 @@
-"""The network a scheme describes (SPEC section 3); its counts are in naap.counts."""
+"""The network a scheme describes (docs/benchmark.md, section Network); its counts are in naap.counts."""
 from __future__ import annotations
 
 import torch
@@ -33,7 +33,7 @@ class SchemeNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """SPEC section 3: Kaiming-normal (fan_out) convs, BatchNorm 1/0, Linear N(0, 0.01)/0."""
+        """docs/benchmark.md, section Network: Kaiming-normal (fan_out) convs, BatchNorm 1/0, Linear N(0, 0.01)/0."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")

@@ -40,7 +40,7 @@ def scheme_hash(scheme: Scheme) -> str:
 
 
 def scheme_features(scheme: Scheme) -> dict[str, int]:
-    """The derived scheme features of SPEC section 2, in snake_case."""
+    """The derived scheme features of docs/benchmark.md, section Search space, in snake_case."""
     return {
         "num_layers": len(scheme),
         "num_stages": sum(l.stride == 2 for l in scheme),
@@ -102,7 +102,7 @@ def count_schemes(space: SearchSpace) -> int:
 
 
 def iter_schemes(space: SearchSpace) -> Iterator[Scheme]:
-    """Depth-first walk (SPEC section 2): a scheme is emitted before the longer ones extending it.
+    """Depth-first walk (docs/benchmark.md, section Search space): a scheme is emitted before the longer ones extending it.
     A prefix nothing valid extends is never entered, so each scheme costs one path."""
     count, n = _completions(space), len(space.positions)
 

@@ -1,4 +1,4 @@
-"""The train/test split rule of SPEC section 5."""
+"""The train/test split rule of docs/benchmark.md, section Split."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Train one architecture with one seed: the fixed recipe of SPEC section 4, as the paper's code ran it.
+"""Train one architecture with one seed: the fixed recipe of docs/benchmark.md (section Training), as the paper's code ran it.
 
 The data stay on the device (naap.datasets). Each epoch visits the training images in the
 order the paper's DataLoader drew (epoch_order: a pure function of the seed and the epoch,

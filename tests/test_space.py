@@ -59,7 +59,7 @@ def test_features_match_the_published_columns(release_dir):
 
 
 def brute_force(space):
-    """Every sequence of layer options of an allowed length that obeys SPEC section 2's rules,
+    """Every sequence of layer options of an allowed length that obeys the rules of docs/benchmark.md (Search space),
     in depth-first order (a tuple of option indices sorts before the tuples extending it)."""
     options = [[Layer(*o) for o in itertools.product(p.kernel_size, p.width, p.stride, p.residual)]
                for p in space.positions]

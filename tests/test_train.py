@@ -1,4 +1,4 @@
-"""Training: the SPEC 4 recipe (learning rates, batch order, median), determinism, resume, divergence, DDP."""
+"""Training: the recipe of docs/benchmark.md (Training) (learning rates, batch order, median), determinism, resume, divergence, DDP."""
 import dataclasses
 import json
 import math
@@ -86,7 +86,7 @@ def test_metrics_are_sane_and_the_network_learns(data):
 
 
 def reference_run(scheme, data, training: Training, seed: int) -> list[tuple[float, float, float]]:
-    """SPEC section 4 written out plainly on the same tensors: DataLoaders seeded as SPEC 4 says
+    """The recipe (docs/benchmark.md, Training) written out plainly on the same tensors: DataLoaders seeded as the recipe says
     (their draws give the order), `.item()` after every step, the whole test set in one batch."""
     seed_everything(seed)
     model = build_network(scheme)
