@@ -1,8 +1,9 @@
 """The jobs of a recipe: one training of one (architecture, seed) each, in one fixed order.
 
-The order is arch_id (the recipe's generation order), then the recipe's seeds as listed; a
-job's index is its place in that order, the same on every machine. `--limit N` keeps the
-jobs of the first N architectures; `--shard I/N` the jobs whose index % N == I.
+The order is arch_id (the recipe's generation order), then the recipe's seeds as listed (then
+training.extra_seeds, for the architectures of its sample); a job's index is its place in that
+order, the same on every machine. `--limit N` keeps the jobs of the first N architectures;
+`--shard I/N` the jobs whose index % N == I.
 
 Everything a recipe value can break is checked here, before any training: the split, and
 that every architecture and every seed fits the tables' Parquet schemas.
@@ -10,6 +11,7 @@ that every architecture and every seed fits the tables' Parquet schemas.
 from __future__ import annotations
 
 import argparse
+import random
 from dataclasses import dataclass
 
 import pandas as pd
@@ -88,14 +90,29 @@ def make_plan(recipe: Recipe, limit: int | None = None) -> Plan:
                         f"the recipe has only {len(kept)} architectures")
     architectures = describe_architectures(kept, None, *recipe.dataset.shape)
     _check_fits(recipe, architectures)
-    pairs = [(arch_id, seed, scheme) for arch_id, scheme in enumerate(kept, 1) for seed in recipe.training.seeds]
+    extra = extra_seeded(recipe, len(schemes))
+    pairs = [(arch_id, seed, scheme) for arch_id, scheme in enumerate(kept, 1)
+             for seed in recipe.training.seeds + (recipe.training.extra_seeds.seeds if arch_id in extra else ())]
     jobs = [Job(index, *pair) for index, pair in enumerate(pairs)]
     return Plan(recipe, jobs, architectures, test_items, limit, len(schemes))
 
 
+def extra_seeded(recipe: Recipe, architectures: int) -> set[int]:
+    """The arch_ids of the recipe's training.extra_seeds sample (empty without one): drawn from all
+    of the recipe's architectures with its sample_seed, so a --limit try keeps the same ones."""
+    extra = recipe.training.extra_seeds
+    if extra is None:
+        return set()
+    if extra.architectures > architectures:
+        raise NaapError(f"{recipe.path}: training.extra_seeds.architectures: {extra.architectures} asked for, "
+                        f"the recipe has only {architectures} architectures")
+    return set(random.Random(extra.sample_seed).sample(range(1, architectures + 1), extra.architectures))
+
+
 def _check_fits(recipe: Recipe, architectures: pd.DataFrame) -> None:
     """Every value the run will write fits its Parquet column: found now, not at the merge."""
-    epochs = pd.DataFrame({"arch_id": architectures["arch_id"].iloc[-1], "seed": list(recipe.training.seeds),
+    extra = recipe.training.extra_seeds.seeds if recipe.training.extra_seeds else ()
+    epochs = pd.DataFrame({"arch_id": architectures["arch_id"].iloc[-1], "seed": [*recipe.training.seeds, *extra],
                            "epoch": recipe.training.epochs})
     results = {"is_test": False, "max_accuracy": 0.0, "diverged": False}
     for frame, schema in ((architectures.assign(**results), ARCHITECTURES_SCHEMA), (epochs, EPOCHS_SCHEMA)):

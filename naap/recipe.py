@@ -79,6 +79,17 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class ExtraSeeds:
+    """A sample of `architectures` architectures (drawn with `sample_seed`) trained again with
+    each of `seeds`, beside every architecture's runs with training.seeds: the runs from which
+    the leaderboard estimates the noise ceiling (seed-to-seed spread)."""
+
+    seeds: tuple[int, ...]
+    architectures: int
+    sample_seed: int
+
+
+@dataclass(frozen=True)
 class Training:
     epochs: int
     batch_size: int
@@ -91,6 +102,7 @@ class Training:
     mean: float
     std: float
     seeds: tuple[int, ...]
+    extra_seeds: ExtraSeeds | None = None
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 1-based `epoch`: lr x factor^((epoch - 1) mod cycle)."""
@@ -362,7 +374,8 @@ def _dataset(r: _Reader, raw: Any) -> DatasetSpec:
 
 
 def _training(r: _Reader, raw: Any, dataset: DatasetSpec) -> Training:
-    m = r.mapping(raw, "training", {"epochs", "batch_size", "optimizer", "lr_schedule", "normalize", "seeds"},
+    m = r.mapping(raw, "training", {"epochs", "batch_size", "optimizer", "lr_schedule", "normalize", "seeds",
+                                    "extra_seeds"},
                   {"epochs", "batch_size", "optimizer", "lr_schedule", "normalize", "seeds"})
     opt = r.mapping(m["optimizer"], "training.optimizer", {"name", "lr", "momentum", "weight_decay", "nesterov"},
                     {"lr", "momentum", "weight_decay"})
@@ -389,11 +402,27 @@ def _training(r: _Reader, raw: Any, dataset: DatasetSpec) -> Training:
         mean=r.scalar(norm["mean"], "training.normalize.mean", float),
         std=r.scalar(norm["std"], "training.normalize.std", float, lambda v: None if v > 0 else "must be > 0"),
         seeds=r.choices(m["seeds"], "training.seeds", int, _between(0, MAX_SEED, " (seed is int64 in epochs.parquet)")),
+        extra_seeds=None if m.get("extra_seeds") is None else _extra_seeds(r, m["extra_seeds"]),
     )
+    if training.extra_seeds and set(training.extra_seeds.seeds) & set(training.seeds):
+        repeated = sorted(set(training.extra_seeds.seeds) & set(training.seeds))[0]
+        raise r.fail("training.extra_seeds.seeds", f"seed {repeated} is in training.seeds already")
     last = min(training.lr_cycle, training.epochs)
     if not training.lr_at(last) > 0:
         raise r.fail("training.lr_schedule.factor", f"the learning rate underflows to 0 at epoch {last}")
     return training
+
+
+def _extra_seeds(r: _Reader, raw: Any) -> ExtraSeeds:
+    m = r.mapping(raw, "training.extra_seeds", {"seeds", "architectures", "sample_seed"},
+                  {"seeds", "architectures", "sample_seed"})
+    return ExtraSeeds(
+        seeds=r.choices(m["seeds"], "training.extra_seeds.seeds", int,
+                        _between(0, MAX_SEED, " (seed is int64 in epochs.parquet)")),
+        architectures=r.scalar(m["architectures"], "training.extra_seeds.architectures", int,
+                               _between(1, MAX_SCHEMES)),
+        sample_seed=r.scalar(m["sample_seed"], "training.extra_seeds.sample_seed", int, _between(0, MAX_SEED)),
+    )
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -165,7 +165,7 @@ def _train(scheme, data: DeviceData, training: Training, seed: int, device: torc
     optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
                                 weight_decay=training.weight_decay, nesterov=training.nesterov)
     numeric = {key: value for key, value in settings.describe(device).items() if key != "hardware"}
-    fingerprint = {"scheme": scheme_to_dicts(scheme), "seed": seed, "training": asdict(training) | {"seeds": None},
+    fingerprint = {"scheme": scheme_to_dicts(scheme), "seed": seed, "training": asdict(training) | {"seeds": None, "extra_seeds": None},
                    "data": [data.name, len(data.train_y), len(data.test_y)], "ranks": world, "settings": numeric}
     epochs: list[EpochMetrics] = []
     diverged = False

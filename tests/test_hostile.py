@@ -313,7 +313,7 @@ BAD_FOLDERS = {
     "unknown-architecture": (E, lambda d, n: rewrite(d, n, lambda f: pd.concat([f, f.iloc[:90].assign(arch_id=441)])),
                              "epochs.parquet: column 'arch_id': arch_id 441 seed"),
     "a-run-missing": (E, lambda d, n: rewrite(d, n, drop_rows(lambda f: f.arch_id != 6)),
-                      f"epochs.parquet: column 'epoch': arch_id 6 seed {SEED} has 0 epoch rows, other runs 90, "
+                      f"epochs.parquet: column 'seed': arch_id 6 has no run of seed {SEED}, "
                       f"and architectures.parquet does not mark it diverged"),
     "a-run-cut-short": (E, lambda d, n: rewrite(d, n, drop_rows(lambda f: (f.arch_id != 6) | (f.epoch <= 45))),
                         f"epochs.parquet: column 'epoch': arch_id 6 seed {SEED} has 45 epoch rows, other runs 90"),

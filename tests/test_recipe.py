@@ -67,6 +67,13 @@ DELETE = object()
     (("dataset", "name"), DELETE, "dataset.name: missing required key"),
     (("split", "test_items"), -1, "split.test_items: must be from 0 to"),
     (("runner", "strategy"), "fsdp", "runner.strategy: must be one of shard, ddp"),
+    (("training", "extra_seeds"), {"seeds": [20220819], "architectures": 4, "sample_seed": 0},
+     "training.extra_seeds.seeds: seed 20220819 is in training.seeds already"),
+    (("training", "extra_seeds"), {"seeds": [1], "architectures": 0, "sample_seed": 0},
+     "training.extra_seeds.architectures: must be from 1 to"),
+    (("training", "extra_seeds"), {"seeds": [1], "architectures": 4}, "training.extra_seeds.sample_seed: missing"),
+    (("training", "extra_seeds"), {"seeds": [2 ** 63], "architectures": 4, "sample_seed": 0},
+     "training.extra_seeds.seeds[0]: must be from 0 to"),
 ])
 def test_bad_recipe_is_refused_naming_file_and_key(tmp_path, path, value, message):
     bad = write(tmp_path, edit(path, value))
@@ -106,3 +113,10 @@ def test_the_largest_values_that_fit_are_accepted(tmp_path, path, value):
 def test_every_shipped_recipe_loads():
     for path in sorted((REPO / "recipes").glob("*.yaml")):
         assert load_recipe(path).name == path.stem
+
+
+def test_extra_seeds_are_read_as_given(tmp_path):
+    raw = edit(("training", "extra_seeds"), {"seeds": [7, 8], "architectures": 40, "sample_seed": 3})
+    extra = load_recipe(write(tmp_path, raw)).training.extra_seeds
+    assert (extra.seeds, extra.architectures, extra.sample_seed) == ((7, 8), 40, 3)
+    assert load_recipe(REPO / "recipes" / "naap440.yaml").training.extra_seeds is None

@@ -4,6 +4,7 @@ Every run trains recipes/smoke.yaml (synthetic data, seconds on a CPU) in a scra
 as a real process (python -m naap, or torchrun with gloo) in the user's environment (tests/runs.py).
 """
 import os
+import random
 import shutil
 import signal
 import time
@@ -22,7 +23,7 @@ from naap.cost import cost
 from naap.jobs import make_plan
 from naap.workspace import Workspace
 from naap.split import split_is_test
-from naap.tables import load_tables, read_provenance
+from naap.tables import load_tables, read_provenance, to_wide
 from tests.conftest import REPO
 from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, recipe_variant
 
@@ -245,3 +246,17 @@ def test_a_bad_recipe_stops_the_process_with_exit_code_2_and_no_traceback(workdi
     assert run.returncode == 2 and err.splitlines() == [f"naap: error: {workdir / 'no-such-recipe.yaml'}: "
                                                         f"recipe file not found"]
     assert not (workdir / "never").exists()
+
+
+def test_extra_seeds_retrain_the_recipes_sample_and_the_main_seed_stands_for_every_architecture(workdir):
+    recipe = recipe_variant(workdir, "extra.yaml", training__seeds=[20220819],
+                            training__extra_seeds={"seeds": [5], "architectures": 2, "sample_seed": 0})
+    tables = load_tables(dataset(workdir, recipe, "extra"))
+    sample = set(random.Random(0).sample(range(1, 5), 2))  # the oracle: the sample the recipe asks for
+    runs = tables.epochs.groupby("seed")["arch_id"].unique()
+    assert set(runs[20220819]) == {1, 2, 3, 4} and set(runs[5]) == sample
+    best = tables.epochs.groupby(["arch_id", "seed"])["test_accuracy"].max().groupby("arch_id").mean()
+    assert tables.architectures.set_index("arch_id")["max_accuracy"].to_dict() == best.to_dict()
+    main = to_wide(tables)  # the seed every architecture has, although 5 is smaller
+    only_main = tables.epochs[tables.epochs["seed"] == 20220819]
+    assert main["e2Accuracy"].tolist() == only_main[only_main["epoch"] == 2]["test_accuracy"].tolist()
