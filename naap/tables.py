@@ -180,6 +180,8 @@ def to_wide(tables: Tables, seed: int | None = None) -> pd.DataFrame:
 
     With several seeds, `seed` picks one (default: the smallest)."""
     epochs = tables.epochs
+    if epochs.empty:
+        raise NaapError("epochs.parquet: no epoch rows: every run diverged before finishing an epoch")
     seed = int(epochs["seed"].min()) if seed is None else seed
     epochs = epochs[epochs["seed"] == seed]
     if epochs.empty:
