@@ -11,7 +11,8 @@ from naap.errors import NaapError
 # Which module registers each command. Only the chosen command's module is imported, so that
 # `naap info` does not pay for importing PyTorch.
 COMMANDS = {"schemes": "naap.commands", "info": "naap.commands", "import-release": "naap.commands",
-            "export-csv": "naap.commands", "dataset": "naap.runner", "leaderboard": "naap.leaderboard"}
+            "export-csv": "naap.commands", "dataset": "naap.runner", "leaderboard": "naap.leaderboard",
+            "proxies": "naap.proxies"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
