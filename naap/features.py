@@ -75,7 +75,7 @@ def wide_frame(tables: Tables, proxies: pd.DataFrame | None = None, source: str 
     e{i}LearningRate, NumSkipConnections, NumPartialRFLayers, the layer encoding and the proxies."""
     architectures, epochs = tables
     if epochs.empty:
-        raise NaapError(f"{source}: epochs.parquet has no finished epoch: every run diverged in its first epoch "
+        raise NaapError(f"{source}: epochs.parquet: no epoch rows: every run diverged before finishing an epoch "
                         f"({len(architectures)} architectures), nothing to rank")
     extra = architectures[["arch_id", "num_skip_connections", "num_partial_rf_layers"]].rename(
         columns={"arch_id": "ModelId", "num_skip_connections": "NumSkipConnections",

@@ -245,7 +245,7 @@ def test_an_architecture_without_a_finished_epoch_is_left_out():
 
 def test_no_finished_epoch_at_all_is_one_clear_error():
     tables = diverged_tables(n=4, diverged_in=1, diverged=(1, 2, 3, 4))
-    with pytest.raises(NaapError, match="data/x: epochs.parquet has no finished epoch"):
+    with pytest.raises(NaapError, match="data/x: epochs.parquet: no epoch rows: every run diverged"):
         features.wide_frame(tables, source="data/x")
 
 
