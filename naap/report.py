@@ -432,10 +432,14 @@ def build_page(results, predictions, summary, predictors, command: str, notices:
     matters = findings.what_matters(results, summary, recorded)
     if matters:
         headline.append(matters)
+    headline += findings.fixed_split_lines(summary)
     headline.append(ceiling_line)
-    flagged = sorted(set(summary.loc[summary["near_constant"], "predictor"]))
-    if flagged:
-        notices = notices + [f"Near-constant predictions (flagged, never the best of a column): {', '.join(flagged)}."]
+    flagged = summary[summary["near_constant"]]
+    if len(flagged):
+        cells = [f"{name} ({'; '.join(f'{p} at {b}' for p, b in zip(rows['protocol'], rows['budget']))})"
+                 for name, rows in flagged.groupby("predictor")]
+        notices = notices + ["Near-constant predictions (flagged there, never the best of a column): "
+                             + ", ".join(cells) + "."]
     sections = [(title, lines) for title, lines in (("Notices", notices),
                                                     ("What helps", findings.what_helps(results, summary))) if lines]
     tables = cv_tables(summary, results)

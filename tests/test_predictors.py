@@ -12,10 +12,6 @@ import pytest
 from joblib.externals.loky import get_reusable_executor
 from scipy import stats
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, KFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import NuSVR
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from naap import cli, features, predictors
@@ -81,18 +77,6 @@ def test_paper_regressor_settings():
                           predictors.CurveExtrapolationRegressor(family="exp3")])
 def test_curve_extrapolator_is_a_scikit_learn_estimator(estimator, check):
     check(estimator)
-
-
-def test_lcsvr_chooses_its_settings_on_the_training_rows_alone(split):
-    """The choice inside LcSVR's fit is plain GridSearchCV on the rows it is given: the same grid
-    search written out on the training rows finds the same settings and predicts the same."""
-    X_train, y_train, X_test, _ = split["curve"]
-    model = predictors.lcsvr().fit(X_train, y_train)
-    plain = GridSearchCV(make_pipeline(StandardScaler(), NuSVR(nu=0.5)),
-                         {"nusvr__C": [0.3, 1.0, 3.0], "nusvr__gamma": [0.003, 0.01, 0.03]},
-                         scoring="neg_mean_squared_error", cv=KFold(3, shuffle=True, random_state=0)).fit(X_train, y_train)
-    assert model.best_params_ == plain.best_params_
-    np.testing.assert_array_equal(model.predict(X_test), plain.predict(X_test))
 
 
 def test_one_column_regressor_ranks_by_the_column_with_the_training_rows_sign(split):
