@@ -178,33 +178,34 @@ def baseline_table(summary: pd.DataFrame, proxies: dict | None) -> Table | None:
                  cv["near_constant"].tolist() if len(cv) else [])
 
 
-def fixed_split_table(summary: pd.DataFrame, protocol: str, title: str, note: str, order: list[str]) -> Table:
-    rows = summary[summary["protocol"] == protocol]
-    budgets = sorted(rows["budget"].unique())
+def _per_budget(rows: pd.DataFrame, order: list[str], cells) -> tuple[list[Column], list[bool]]:
+    """The predictor column, `cells(rows at a budget, budget)` for each budget, the notes; and the flags."""
     names = [n for n in order if n in set(rows["predictor"])]
     flagged = rows.groupby("predictor")["near_constant"].any().reindex(names).tolist()
     columns = [Column("Predictor", names, names)]
-    for budget in budgets:
-        at = rows[rows["budget"] == budget].set_index("predictor").reindex(names)
-        columns += [_column(f"{budget} ep. τ", at["kendall_tau"].tolist(), "{:.3f}".format, "max"),
-                    _column(f"{budget} ep. viol.", at["violations"].tolist(), "{:g}".format, "min"),
-                    _column(f"{budget} ep. MAE", at["mae"].tolist(), "{:.4f}".format, "min")]
-    return Table(title, note, columns + [_notes(flagged)], flagged)
+    for budget in sorted(rows["budget"].unique()):
+        columns += cells(rows[rows["budget"] == budget].set_index("predictor").reindex(names), budget)
+    return columns + [_notes(flagged)], flagged
+
+
+def fixed_split_table(summary: pd.DataFrame, protocol: str, title: str, note: str, order: list[str]) -> Table:
+    def cells(at, budget):
+        return [_column(f"{budget} ep. τ", at["kendall_tau"].tolist(), "{:.3f}".format, "max"),
+                _column(f"{budget} ep. viol.", at["violations"].tolist(), "{:g}".format, "min"),
+                _column(f"{budget} ep. MAE", at["mae"].tolist(), "{:.4f}".format, "min")]
+
+    return Table(title, note, *_per_budget(summary[summary["protocol"] == protocol], order, cells))
 
 
 def paper_table(summary: pd.DataFrame, results: pd.DataFrame, order: list[str]) -> Table:
+    def cells(at, budget):
+        return [_column(f"{budget} ep. MAE", at["mae"].tolist(), "{:.4f}".format, "min"),
+                _column(f"{budget} ep. mono.", at["monotonicity"].tolist(), "{:.3f}".format, "max"),
+                _column(f"{budget} ep. viol.", at["violations"].tolist(), "{:g}".format, "min"),
+                _column(f"{budget} ep. paper's count (ties not counted)", at["violations_strict"].tolist(),
+                        "{:.0f}".format)]
+
     paper = summary[summary["protocol"] == "paper"]
-    budgets = sorted(paper["budget"].unique())
-    names = [n for n in order if n in set(paper["predictor"])]
-    flagged = paper.groupby("predictor")["near_constant"].any().reindex(names).tolist()
-    columns = [Column("Predictor", names, names)]
-    for budget in budgets:
-        at = paper[paper["budget"] == budget].set_index("predictor").reindex(names)
-        columns += [_column(f"{budget} ep. MAE", at["mae"].tolist(), "{:.4f}".format, "min"),
-                    _column(f"{budget} ep. mono.", at["monotonicity"].tolist(), "{:.3f}".format, "max"),
-                    _column(f"{budget} ep. viol.", at["violations"].tolist(), "{:g}".format, "min"),
-                    _column(f"{budget} ep. paper's count (ties not counted)", at["violations_strict"].tolist(),
-                            "{:.0f}".format)]
     train, test = _sizes(results, "paper")
     pairs = max_violations(int(test))
     note = (f"SPEC section 6: the published split ({train} train, {test} test), features standardised, "
@@ -212,7 +213,7 @@ def paper_table(summary: pd.DataFrame, results: pd.DataFrame, order: list[str]) 
             "pairs). viol.: tied predictions count as half a violation; the paper's count does not count them (the "
             "published numbers are in that count); mono. = 1 - viol. / pairs. One split of 40 cannot separate "
             "predictors closer than about 15 violations: cross-validation above is the ranking. Best per column in bold.")
-    return Table("The reproduction of the paper (paper protocol)", note, columns + [_notes(flagged)], flagged)
+    return Table("The reproduction of the paper (paper protocol)", note, *_per_budget(paper, order, cells))
 
 
 def predictor_table(predictors) -> Table:

@@ -1,7 +1,6 @@
 """The ARD Gaussian process against scikit-learn's GaussianProcessRegressor: the same log marginal
 likelihood and gradient, the same predictions, an optimum at least as good."""
 import numpy as np
-import pytest
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks

@@ -1,7 +1,5 @@
 """`naap leaderboard` as a user meets it: the folder it writes into, imperfect rebuilt data (diverged
 runs, tiny datasets, several seeds), and SIGTERM with workers running."""
-import os
-import shutil
 import signal
 import subprocess
 import sys

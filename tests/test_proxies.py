@@ -1,9 +1,6 @@
 """Zero-cost proxies: the release's stored values recomputed, synflow against Euler's theorem for
 homogeneous functions, real images taking the Gaussian batch's place, and `naap proxies`."""
-import json
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
