@@ -43,6 +43,8 @@ dataset: $(INSTALLED)
 		$(if $(filter 0,$(GPUS)),--device cpu --max-hours $(MAX_CPU_HOURS))
 
 # Rank the accuracy predictors on $(DATA): leaderboard/ (tables, README.md, index.html, figures).
+# Cross-validation first, the paper's protocol, the two extrapolation protocols; budgets 0,3,6,9.
+# $(DATA)/proxies.parquet (`naap proxies $(DATA) --data-free`) is joined when present.
 leaderboard: $(INSTALLED)
 	$(BIN)/naap leaderboard $(DATA) --out leaderboard
 
