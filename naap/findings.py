@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from naap.features import BUDGET_FREE
-from naap.protocols import paired_p_value
+from naap.protocols import by_tau, paired_p_value
 
 ARCH_SETS = ("arch", "arch-curve", "arch-proxies")
 SIGNIFICANCE = 0.05
@@ -34,10 +34,7 @@ def best(summary: pd.DataFrame, budget: int, where=None) -> pd.Series | None:
     rows = rows[rows["budget"] == budget]
     if where is not None:
         rows = rows[where(rows)]
-    if rows.empty:
-        return None
-    order = rows.assign(_reads=~rows["features"].isin(BUDGET_FREE), _tau=-rows["kendall_tau"])
-    return rows.loc[order.sort_values(["_tau", "_reads", "predictor"]).index[0]]
+    return None if rows.empty else by_tau(rows).iloc[0]
 
 
 def _reads_training(rows: pd.DataFrame) -> pd.Series:

@@ -393,6 +393,13 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def by_tau(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` best first: higher Kendall tau, then (of equal ones) one that reads no epoch (a
+    budget-free feature set), then by name."""
+    order = rows.assign(_tau=-rows["kendall_tau"], _reads=~rows["features"].isin(BUDGET_FREE))
+    return rows.loc[order.sort_values(["_tau", "_reads", "predictor"]).index]
+
+
 def _summarise_cv(cv: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     rows = []
     for key, group in cv.groupby(keys, sort=False):
@@ -411,7 +418,7 @@ def _summarise_cv(cv: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         candidates = at_budget[~at_budget["near_constant"]]
         if candidates.empty:
             continue
-        best = candidates.loc[candidates["kendall_tau"].idxmax(), "predictor"]
+        best = by_tau(candidates)["predictor"].iloc[0]
         folds = cv[cv["budget"] == budget].pivot(index="fold", columns="predictor", values="kendall_tau")
         reference = cv[(cv["budget"] == budget) & (cv["predictor"] == best)]
         for index, predictor in at_budget["predictor"].items():

@@ -29,7 +29,7 @@ import pyarrow as pa  # noqa: E402
 
 from naap import findings  # noqa: E402
 from naap.metrics import max_violations  # noqa: E402
-from naap.protocols import EXTRAPOLATION, METRICS  # noqa: E402
+from naap.protocols import EXTRAPOLATION, METRICS, by_tau  # noqa: E402
 from naap.tables import atomic_write, write_parquet  # noqa: E402
 
 _KEYS = [pa.field("protocol", pa.string(), nullable=False), pa.field("predictor", pa.string(), nullable=False)]
@@ -134,7 +134,7 @@ def cv_tables(summary: pd.DataFrame, results: pd.DataFrame) -> list[Table]:
     cv = summary[summary["protocol"] == "cv"]
     tables = []
     for budget in sorted(cv["budget"].unique()):
-        at = cv[cv["budget"] == budget].sort_values(["near_constant", "kendall_tau"], ascending=[True, False])
+        at = by_tau(cv[cv["budget"] == budget]).sort_values("near_constant", kind="stable")
         columns = [
             Column("Predictor", at["predictor"].tolist(), at["predictor"].tolist()),
             Column("Features", at["features"].tolist(), at["features"].tolist()),

@@ -255,3 +255,13 @@ def test_a_nan_target_is_one_clear_line_before_any_fit(frame):
     broken.loc[broken["ModelId"] == 6, "MaxAccuracy"] = np.nan
     with pytest.raises(NaapError, match="data/x: architectures.parquet: max_accuracy .* ModelId 6 has no finite"):
         protocols.run_protocols(broken, chosen("1-NN"), [0], ["cv"], progress=False, source="data/x")
+
+
+def test_of_equal_taus_the_best_is_the_one_that_reads_no_epoch():
+    """GP-ARD (arch + curve) at budget 0 is GP-ARD (arch) itself: the one that reads no epoch is named best."""
+    taus = np.linspace(0.85, 0.95, 11)
+    a = fake_results("cv", [30] * 11, taus, "A (arch + curve)").assign(features="arch-curve")
+    b = fake_results("cv", [30] * 11, taus, "B (arch)").assign(features="arch")
+    summary = protocols.summarise(pd.concat([a, b], ignore_index=True)).set_index("predictor")
+    assert np.isnan(summary.loc["B (arch)", "p_vs_best"]) and summary.loc["A (arch + curve)", "p_vs_best"] == 1.0
+    assert protocols.by_tau(summary.reset_index())["predictor"].tolist() == ["B (arch)", "A (arch + curve)"]
