@@ -55,6 +55,8 @@ gpu-check: $(INSTALLED)
 	$(BIN)/python benchmarks/gpu_check.py
 
 # Rank the accuracy predictors on $(DATA): leaderboard/ (tables, README.md, index.html, figures).
+# Cross-validation first, the paper's protocol, the two extrapolation protocols; budgets 0,3,6,9.
+# $(DATA)/proxies.parquet (`naap proxies $(DATA) --data-free`) is joined when present.
 leaderboard: $(INSTALLED)
 	$(BIN)/naap leaderboard $(DATA) --out leaderboard
 

@@ -19,8 +19,8 @@ from naap.tables import load_tables
 
 def timed(frame, **options):
     start = time.perf_counter()
-    results, _ = protocols.run_protocols(frame, predictors.select_predictors("paper"), [0, 3, 6, 9], ["paper"],
-                                         progress=False, **options)
+    results = protocols.run_protocols(frame, predictors.select_predictors("paper"), [0, 3, 6, 9], ["paper"],
+                                      progress=False, **options).results
     return time.perf_counter() - start, results
 
 

@@ -23,6 +23,7 @@ COMMANDS = {
     "leaderboard": ("naap.leaderboard", "rank accuracy predictors (paper protocol and cross-validation)"),
     "predictors": ("naap.catalog", "list the registered accuracy predictors"),
     "plot": ("naap.plot", "draw learning curves of architectures to a PNG"),
+    "proxies": ("naap.proxies", "compute zero-cost proxies of a dataset's architectures into DIR/proxies.parquet"),
 }
 
 

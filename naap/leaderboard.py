@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
 from naap.errors import NaapError
 
 DEFAULT_BUDGETS = "0,3,6,9"
+DEFAULT_PROTOCOLS = "paper,cv,extrapolation"
+PROXY_SETS = ("proxies", "arch-proxies")
 
 
 def _integers(text: str, what: str) -> list[int]:
@@ -21,19 +24,34 @@ def _integers(text: str, what: str) -> list[int]:
 
 
 def _protocols(text: str) -> list[str]:
-    from naap.protocols import PROTOCOLS
+    from naap.protocols import EXTRAPOLATION, PROTOCOLS
 
-    chosen = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    chosen = []
+    for name in (p.strip() for p in text.split(",") if p.strip()):
+        expanded = EXTRAPOLATION if name == "extrapolation" else (name,)
+        unknown = [p for p in expanded if p not in PROTOCOLS]
+        if unknown:
+            raise NaapError(f"--protocol '{text}': unknown protocol '{unknown[0]}' "
+                            f"(known: {', '.join(PROTOCOLS)}, extrapolation = both extrapolation protocols)")
+        chosen += expanded
     if not chosen:
         raise NaapError(f"--protocol '{text}': empty")
-    unknown = [p for p in chosen if p not in PROTOCOLS]
-    if unknown:
-        raise NaapError(f"--protocol '{text}': unknown protocol '{unknown[0]}' (known: {', '.join(PROTOCOLS)})")
-    return chosen
+    return list(dict.fromkeys(chosen))
+
+
+def check_out(out: Path) -> None:
+    """--out must be new, empty, or a folder naap leaderboard wrote before (it holds the marker)."""
+    from naap.report import MARKER
+
+    if out.exists() and not out.is_dir():
+        raise NaapError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise NaapError(f"--out {out}: not empty and not written by naap leaderboard (no {MARKER} in it); "
+                        "give a new or empty folder")
 
 
 def run(args: argparse.Namespace) -> int:
-    from naap import features, predictors, protocols, report
+    from naap import ceiling, features, predictors, protocols, report
     from naap.tables import load_tables, read_provenance
 
     budgets = _integers(args.budgets, "budgets")
@@ -42,42 +60,81 @@ def run(args: argparse.Namespace) -> int:
         raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1")
     if args.jobs == 0:
         raise NaapError("--jobs 0: give a number of processes, or -1 for all cores")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise NaapError(f"--out {args.out}: exists and is not a directory")
+    out = Path(args.out)
+    check_out(out)
     chosen = predictors.select_predictors(args.predictor_set, args.predictor)
-    names = [p.name for p in chosen]
     data_dir = Path(args.data_dir)
-    frame = features.wide_frame(load_tables(data_dir))
     source = str(data_dir)
-    results, predictions = protocols.run_protocols(
-        frame, chosen, budgets, chosen_protocols, repeats=args.cv_repeats, jobs=args.jobs,
-        progress=not args.quiet, source=source)
-    summary = protocols.summarise(results)
+    tables = load_tables(data_dir)
+    proxies = features.load_proxies(data_dir)
+    notices = []
+    if proxies is None:
+        asked = [p.name for p in chosen if p.features in PROXY_SETS and p.name in args.predictor]
+        if asked:
+            raise NaapError(f"{source}: predictor '{asked[0]}' reads the zero-cost proxies and {source} has no "
+                            f"{features.PROXIES_FILE} (write it with `naap proxies {source} --data-free`)")
+        left_out = [p.name for p in chosen if p.features in PROXY_SETS]
+        chosen = [p for p in chosen if p.features not in PROXY_SETS]
+        if left_out:
+            notices.append(f"No zero-cost proxies in {source} (`naap proxies {source} --data-free` writes them): "
+                           f"left out {', '.join(left_out)}.")
+        if not chosen:
+            raise NaapError(f"{source}: every predictor selected reads the zero-cost proxies, which it does not have")
+    frame = features.wide_frame(tables, None if proxies is None else proxies[0], source)
+    frame, excluded = features.complete_curves(frame)
+    diverged = int(tables.architectures["diverged"].sum())
+    if excluded:
+        notices.append(f"Left out {len(excluded)} architecture(s) whose run finished no epoch (diverged in epoch 1): "
+                       f"ModelId {', '.join(map(str, excluded[:10]))}{' ...' if len(excluded) > 10 else ''}.")
+    if diverged:
+        notices.append(f"{diverged} architecture(s) diverged in training: their curves are carried forward from "
+                       "their last finished epoch; their target is the dataset's max_accuracy (best finished epoch).")
+    if len(frame) < 2:
+        raise NaapError(f"{source}: {len(frame)} architecture(s) with a finished epoch: nothing to rank")
+    outcome = protocols.run_protocols(frame, chosen, budgets, chosen_protocols, repeats=args.cv_repeats,
+                                      jobs=args.jobs, progress=not args.quiet, source=source)
+    notices += outcome.notices
+    for (protocol, predictor), rows in outcome.skipped.groupby(["protocol", "predictor"], sort=False):
+        notices.append(f"Skipped {predictor} under {protocol} at budget(s) "
+                       f"{', '.join(map(str, sorted(rows['budget'])))}: {rows['reason'].iloc[0]}.")
+    if outcome.results.empty:
+        raise NaapError(f"{source}: no predictor could be fitted ({notices[-1] if notices else 'no fits'})")
+    for line in notices:
+        print(f"naap: note: {line}", file=sys.stderr)
+    summary = protocols.summarise(outcome.results)
+    line = ceiling.describe(ceiling.noise_ceiling(tables))
     command = shlex.join(["naap", "leaderboard", str(data_dir), "--out", str(args.out), "--protocol",
                           ",".join(chosen_protocols), "--budgets", ",".join(map(str, budgets)),
                           "--predictor-set", args.predictor_set,
                           *[part for spec in args.predictor for part in ("--predictor", spec)],
                           "--cv-repeats", str(args.cv_repeats)])
     provenance = {"dataset": source, "dataset_provenance": read_provenance(data_dir / "architectures.parquet"),
+                  "proxies_provenance": None if proxies is None else proxies[1],
                   "budgets": budgets, "protocols": chosen_protocols, "cv_repeats": args.cv_repeats,
-                  "predictors": names}
-    written = report.write_leaderboard(args.out, results, predictions, summary, names, command, provenance)
-    for line in report.headline(summary):
-        print(line.replace("**", ""))
+                  "predictors": [p.name for p in chosen], "excluded_architectures": excluded, "notices": notices}
+    page = report.build_page(outcome.results, outcome.predictions, summary, chosen, command, notices, line,
+                             None if proxies is None else proxies[1], features.recorded_epochs(frame))
+    written = report.write_leaderboard(out, outcome.results, outcome.predictions, summary, page, provenance)
+    for text in page.headline:
+        print(text.replace("**", ""))
     print(f"wrote {len(written)} files to {args.out}/")
     return 0
 
 
 def add_command(subparsers) -> None:
     parser = subparsers.add_parser(
-        "leaderboard", help="rank accuracy predictors (paper protocol and cross-validation)",
-        description=__doc__ + " Writes results.parquet, summary.parquet/.csv, README.md, index.html and figures.")
+        "leaderboard", help="rank accuracy predictors (cross-validation, the paper's protocol, extrapolation)",
+        description=__doc__ + " Writes results.parquet, summary.parquet/.csv, README.md, index.html and figures "
+                              "into --out: a new or empty folder, or one it wrote before.")
     parser.add_argument("data_dir", nargs="?", default="data/naap440", metavar="DATA_DIR",
                         help="dataset directory in the project's Parquet layout (default: data/naap440)")
     parser.add_argument("--out", default="leaderboard", help="output directory (default: leaderboard)")
-    parser.add_argument("--protocol", default="paper,cv", help="comma-separated: paper, cv (default: both)")
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOLS,
+                        help="comma-separated: paper, cv, extrapolation-size, extrapolation-accuracy; extrapolation "
+                             f"= both of those (default: {DEFAULT_PROTOCOLS})")
     parser.add_argument("--budgets", default=DEFAULT_BUDGETS,
-                        help=f"epochs of training the predictors see, comma-separated (default: {DEFAULT_BUDGETS})")
+                        help="epochs of training the predictors see, comma-separated, each below the epochs "
+                             f"recorded (default: {DEFAULT_BUDGETS})")
     parser.add_argument("--predictor-set", default="all", choices=("all", "paper", "none"),
                         help="all: every registered predictor and installed plug-ins; paper: the 24 regressors "
                              "of the paper; none: only those given with --predictor (default: all)")

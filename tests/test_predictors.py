@@ -1,5 +1,7 @@
-"""Predictors: the paper's names, scikit-learn compatibility, reuse identities, plug-ins."""
+"""Predictors: the paper's names, scikit-learn compatibility, reuse identities, choices made on
+training rows only, plug-ins (and plug-ins that misbehave), and cheats that must score chance."""
 import importlib.metadata
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -8,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from joblib.externals.loky import get_reusable_executor
+from scipy import stats
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -30,14 +33,18 @@ def split():
     """Budget-3 features of the paper split, per feature set: (X_train, y_train, X_test, y_test)."""
     if not (DATA / "architectures.parquet").exists():
         pytest.skip(f"{DATA} is absent")
-    frame = sort_by_accuracy(features.wide_frame(load_tables(DATA)))
+    proxies = features.load_proxies(DATA)
+    frame = sort_by_accuracy(features.wide_frame(load_tables(DATA), None if proxies is None else proxies[0]))
     test = frame["IsTest"].to_numpy() == 1
     y = frame["MaxAccuracy"].to_numpy()
     return {name: (X[~test], y[~test], X[test], y[test])
-            for name in features.FEATURE_SETS for X in [features.build_features(frame, name, 3)]}
+            for name in features.FEATURE_SETS if proxies is not None or "proxies" not in name
+            for X in [features.build_features(frame, name, 3)]}
 
 
 def fit_predict(predictor, data, seed):
+    if predictor.features not in data:
+        pytest.skip(f"{DATA} has no {features.PROXIES_FILE}")
     X_train, y_train, X_test, _ = data[predictor.features]
     np.random.seed(seed)
     return predictor.make().fit(X_train, y_train).predict(X_test)
@@ -46,7 +53,10 @@ def fit_predict(predictor, data, seed):
 def test_the_paper_set_is_the_24_regressors_under_the_paper_names():
     assert [p.name for p in predictors.select_predictors("paper")] == PAPER_NAMES
     names = [p.name for p in predictors.select_predictors("all")]
-    assert names[:24] == PAPER_NAMES and {"XGBoost", "LightGBM", "LcSVR", "Curve extrapolation (pow3)"} <= set(names)
+    assert names[:24] == PAPER_NAMES and {"XGBoost", "LightGBM", "LcSVR", "Curve extrapolation (pow3)",
+                                          "GP-ARD (arch)", "GP-ARD (arch + curve)", "synflow alone",
+                                          "NumMACs alone"} <= set(names)
+    assert all(p.features in features.FEATURE_SETS for p in predictors.REGISTRY.values())
 
 
 def test_paper_regressor_settings():
@@ -67,6 +77,17 @@ def test_paper_regressor_settings():
                           predictors.CurveExtrapolationRegressor(family="exp3")])
 def test_curve_extrapolator_is_a_scikit_learn_estimator(estimator, check):
     check(estimator)
+
+
+def test_one_column_regressor_ranks_by_the_column_with_the_training_rows_sign(split):
+    X_train, y_train, X_test, y_test = split["arch"]
+    for sign in (1, -1):
+        flipped_train, flipped_test = X_train.assign(NumMACs=sign * X_train["NumMACs"]), \
+            X_test.assign(NumMACs=sign * X_test["NumMACs"])
+        predicted = predictors.OneColumnRegressor("NumMACs").fit(flipped_train, y_train).predict(flipped_test)
+        assert stats.kendalltau(predicted, X_test["NumMACs"]).statistic == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="'nope' is not among the features"):
+        predictors.OneColumnRegressor("nope").fit(X_train, y_train)
 
 
 @pytest.mark.parametrize("name", list(predictors.REGISTRY))
@@ -127,6 +148,14 @@ PLUGIN = textwrap.dedent('''
 
     def not_an_estimator():
         return 42
+
+
+    def raises():
+        raise RuntimeError("no model today")
+
+
+    def exits():
+        raise SystemExit(3)
 ''')
 
 
@@ -172,12 +201,35 @@ def test_installed_entry_point_joins_the_all_set(plugin_module, monkeypatch, tmp
     ("my_predictors:missing", "module 'my_predictors' has no callable 'missing'"),
     ("my_predictors:not_an_estimator", "the factory returned int, not an estimator"),
     (":ridge", "expected a predictor name or package.module:factory"),
+    ("my_predictors:raises", "predictor 'my_predictors:raises': the factory raised RuntimeError: no model today"),
+    ("my_predictors:exits", "predictor 'my_predictors:exits': the factory raised SystemExit: 3"),
+    ("raises_at_import:factory", "--predictor 'raises_at_import:factory': importing module 'raises_at_import' "
+                                 "raised ValueError: broken plug-in"),
+    ("exits_at_import:factory", "--predictor 'exits_at_import:factory': importing module 'exits_at_import' "
+                                "raised SystemExit: 4"),
 ])
 def test_bad_predictor_is_one_clear_line(plugin_module, capsys, tmp_path, spec, message):
+    (tmp_path / "raises_at_import.py").write_text("raise ValueError('broken plug-in')\n")
+    (tmp_path / "exits_at_import.py").write_text("import sys\nsys.exit(4)\n")
     code = cli.main(["leaderboard", str(DATA), "--out", str(tmp_path / "lb"), "--predictor-set", "none",
                      "--predictor", spec])
     err = capsys.readouterr().err
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "lb").exists()
+    for name in ("raises_at_import", "exits_at_import"):
+        sys.modules.pop(name, None)
+
+
+def test_an_entry_point_that_fails_to_load_is_one_clear_line(plugin_module, monkeypatch, tmp_path):
+    (tmp_path / "raises_at_import.py").write_text("raise ValueError('broken plug-in')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # as if installed
+    point = importlib.metadata.EntryPoint("Broken", "raises_at_import:factory", predictors.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(predictors, "entry_points",
+                        lambda group: [point] if group == predictors.ENTRY_POINT_GROUP else [])
+    with pytest.raises(NaapError, match=r"predictor 'Broken' \(entry point raises_at_import:factory\): loading it "
+                                        "raised ValueError: broken plug-in"):
+        predictors.select_predictors("all")
+    sys.modules.pop("raises_at_import", None)
 
 
 def test_selecting_nothing_or_twice_is_an_error():
@@ -232,3 +284,67 @@ def test_a_predictor_that_raises_is_one_clear_line(plugin_module, capsys, tmp_pa
     assert "predictor 'failing_predictor:factory' failed (paper protocol, budget 0, seed" in err
     assert "RuntimeError: out of ideas" in err
     sys.modules.pop("failing_predictor", None)
+
+
+CHEATS = textwrap.dedent('''
+    import numpy as np
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.dummy import DummyRegressor
+
+
+    class IndexEcho(RegressorMixin, BaseEstimator):
+        """Predicts the row labels it is handed (the answer, where rows come in true order)."""
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return np.asarray(X.index, dtype=float)
+
+
+    class PositionEcho(IndexEcho):
+        """Predicts each row's position."""
+        def predict(self, X):
+            return np.arange(len(X), dtype=float)
+
+
+    def index_echo():
+        return IndexEcho()
+
+
+    def position_echo():
+        return PositionEcho()
+
+
+    def constant():
+        return DummyRegressor()
+''')
+
+
+def test_cheats_score_chance_and_never_win_a_column(plugin_module, tmp_path):
+    """End to end through the leaderboard: a predictor that echoes the row labels, one that echoes
+    the row positions and a constant one score chance on cv (tau about 0, about half the pairs
+    violated), and none of them is in bold anywhere; the constant one is flagged."""
+    (tmp_path / "cheats.py").write_text(CHEATS)
+    out = tmp_path / "lb"
+    cheats = ["cheats:index_echo", "cheats:position_echo", "cheats:constant"]
+    argv = ["leaderboard", str(DATA), "--out", str(out), "--protocol", "paper,cv", "--budgets", "0",
+            "--predictor-set", "none", "--predictor", "1-NN", "--jobs", "2", "--quiet"]
+    assert cli.main(argv + [arg for spec in cheats for arg in ("--predictor", spec)]) == 0
+    summary = pd.read_parquet(out / "summary.parquet").set_index(["protocol", "predictor"])
+    for spec in cheats:
+        row = summary.loc[("cv", spec)]
+        assert abs(row["kendall_tau"]) < 0.05 and row["kendall_tau_low"] <= 0 <= row["kendall_tau_high"], spec
+        assert abs(row["violations"] - 390) < 25, spec
+    assert summary.loc[("cv", "cheats:constant"), "violations"] == 390  # every pair tied: half of 780
+    assert summary.loc[("cv", "cheats:constant"), "near_constant"]
+    assert summary.loc[("cv", "1-NN"), "kendall_tau"] > 0.8
+    readme = (out / "README.md").read_text()
+    for spec in cheats:
+        rows = [line for line in readme.splitlines() if line.startswith(f"| {spec} |")]
+        assert rows and not any("**" in line for line in rows), spec
+    assert re.search(r"\| cheats:constant \|.*near-constant predictions \|", readme)
+    page = (out / "index.html").read_text()
+    for spec in cheats:
+        for row in re.findall(rf"<tr[^>]*><td[^>]*>{re.escape(spec)}</td>.*?</tr>", page):
+            assert 'class="best"' not in row, spec
+    sys.modules.pop("cheats", None)

@@ -1,0 +1,62 @@
+"""The noise ceiling against the bivariate normal's Kendall tau, (2 / pi) arcsin(rho), on a
+synthetic multi-seed table whose noise is known, and against scipy on the seeds themselves."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from naap import ceiling
+from naap.tables import Tables
+
+SPREAD, NOISE = 0.03, 0.01  # sd of the architectures' expected accuracy; sd of one run around it
+
+
+def synthetic(n=1500, seeds=(1, 2), with_seeds=None, seed=0) -> Tables:
+    """n architectures; the first `with_seeds` (all by default) trained with every seed, the rest with the first."""
+    rng = np.random.default_rng(seed)
+    expected = rng.normal(0.7, SPREAD, n)
+    with_seeds = n if with_seeds is None else with_seeds
+    rows = [{"arch_id": a + 1, "seed": s, "epoch": 1, "test_accuracy": expected[a] + rng.normal(0, NOISE)}
+            for a in range(n) for s in (seeds if a < with_seeds else seeds[:1])]
+    epochs = pd.DataFrame(rows)
+    target = epochs.groupby("arch_id")["test_accuracy"].mean()
+    architectures = pd.DataFrame({"arch_id": target.index, "max_accuracy": target.to_numpy()})
+    return Tables(architectures, epochs)
+
+
+def greiner(rho: float) -> float:
+    return 2 / np.pi * np.arcsin(rho)
+
+
+def test_seed_to_seed_tau_is_scipys_and_matches_the_noise():
+    tables = synthetic()
+    found = ceiling.noise_ceiling(tables, draws=200)
+    maxima = tables.epochs.pivot(index="arch_id", columns="seed", values="test_accuracy")
+    assert found["seed_to_seed_tau"] == pytest.approx(stats.kendalltau(maxima[1], maxima[2]).statistic, abs=1e-12)
+    assert found["seed_to_seed_tau"] == pytest.approx(greiner(SPREAD ** 2 / (SPREAD ** 2 + NOISE ** 2)), abs=0.03)
+    assert found["noise_sd"] == pytest.approx(NOISE, rel=0.06)
+    assert (found["architectures_with_seeds"], found["architectures"], found["seeds"]) == (1500, 1500, 2)
+
+
+def test_ceiling_tau_is_the_normal_theory_value_for_a_two_seed_mean():
+    """Target = mean of two runs, the observed means standing in for the truth: rho = sd(mean) /
+    sqrt(var(mean) + noise^2 / 2)."""
+    found = ceiling.noise_ceiling(synthetic(), draws=200)
+    spread_of_means = SPREAD ** 2 + NOISE ** 2 / 2
+    assert found["ceiling_tau"] == pytest.approx(greiner(np.sqrt(spread_of_means / (spread_of_means + NOISE ** 2 / 2))),
+                                                 abs=0.02)
+    assert found["ceiling_tau_low"] < found["ceiling_tau"] < found["ceiling_tau_high"]
+    assert found["ceiling_tau"] > found["seed_to_seed_tau"]
+
+
+def test_some_architectures_with_more_seeds_suffice():
+    found = ceiling.noise_ceiling(synthetic(n=600, with_seeds=200), draws=50)
+    assert (found["architectures_with_seeds"], found["architectures"]) == (200, 600)
+    assert found["noise_sd"] == pytest.approx(NOISE, rel=0.15)
+    assert "from 200 of 600 architectures trained with two or more seeds" in ceiling.describe(found)
+
+
+def test_one_seed_has_no_ceiling():
+    tables = synthetic(n=50, seeds=(1,))
+    assert ceiling.noise_ceiling(tables) is None
+    assert ceiling.describe(None).startswith("Noise ceiling: not estimable")
