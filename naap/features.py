@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from naap.encodings import encode_layers, layer_columns
 from naap.errors import NaapError
-from naap.tables import Tables, read_parquet, read_provenance, to_wide
+from naap.tables import Tables, main_seed, read_parquet, read_provenance, to_wide
 
 PAPER_SCHEME_COLUMNS = ("NumParams", "NumStages")
 SCHEME_COLUMNS = ("NumParams", "NumMACs", "NumLayers", "NumStages", "FirstLayerWidth", "LastLayerWidth")
@@ -71,7 +71,7 @@ def load_proxies(data_dir: str | Path) -> tuple[pd.DataFrame, dict] | None:
 
 
 def wide_frame(tables: Tables, proxies: pd.DataFrame | None = None, source: str = "dataset") -> pd.DataFrame:
-    """The leaderboard's input, in ModelId order: to_wide's columns (the smallest seed's curves),
+    """The leaderboard's input, in ModelId order: to_wide's columns (the main seed's curves),
     e{i}LearningRate, NumSkipConnections, NumPartialRFLayers, the layer encoding and the proxies."""
     architectures, epochs = tables
     if epochs.empty:
@@ -84,7 +84,7 @@ def wide_frame(tables: Tables, proxies: pd.DataFrame | None = None, source: str 
     if proxies is not None:
         extra = extra.merge(proxies.rename(columns={"arch_id": "ModelId"}), on="ModelId", how="left")
     frame = to_wide(tables)
-    rates = epochs[epochs["seed"] == epochs["seed"].min()].pivot(index="arch_id", columns="epoch", values="lr")
+    rates = epochs[epochs["seed"] == main_seed(epochs)].pivot(index="arch_id", columns="epoch", values="lr")
     rates.columns = [f"e{e}LearningRate" for e in rates.columns]
     return frame.merge(rates, left_on="ModelId", right_index=True, how="left").merge(extra, on="ModelId", how="left")
 
