@@ -20,7 +20,7 @@ COMMANDS = {
     "export-csv": ("naap.commands", "write a dataset in the published CSV layout"),
     "dataset": ("naap.runner", "train every architecture of a recipe into a Parquet dataset (resumable, torchrun-ready)"),
     "merge": ("naap.merge", "merge the parts of a dataset folder built with --shard into its tables"),
-    "leaderboard": ("naap.leaderboard", "rank accuracy predictors (paper protocol and cross-validation)"),
+    "leaderboard": ("naap.leaderboard", "rank accuracy predictors (cross-validation, the paper's protocol, extrapolation)"),
     "predictors": ("naap.catalog", "list the registered accuracy predictors"),
     "plot": ("naap.plot", "draw learning curves of architectures to a PNG"),
     "proxies": ("naap.proxies", "compute zero-cost proxies of a dataset's architectures into DIR/proxies.parquet"),

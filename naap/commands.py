@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from naap.errors import NaapError
+from naap.features import PROXIES_FILE
 from naap.recipe import MAX_SCHEMES, load_recipe
 from naap.release import IMPORTED, LICENCE_COPY, copy_licence, export_csv, import_release, release_card
 from naap.space import generate_schemes
@@ -58,7 +59,7 @@ def _check_import_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise NaapError(f"{out}: --out: is a file, not a folder")
     found = {p.name for p in out.iterdir()} if out.is_dir() else set()
-    if found and (found - {*DATASET_FILES, LICENCE_COPY} or "architectures.parquet" not in found
+    if found and (found - {*DATASET_FILES, LICENCE_COPY, PROXIES_FILE} or "architectures.parquet" not in found
                   or read_provenance(out / "architectures.parquet").get("kind") != IMPORTED):
         raise NaapError(f"{out}: --out: not empty and not written by `naap import-release`; use a new folder")
 

@@ -14,10 +14,11 @@ import pyarrow as pa
 
 from naap import provenance
 from naap.errors import NaapError
+from naap.features import PROXIES_FILE, PROXIES_SCHEMA
 from naap.jobs import Plan, make_plan
 from naap.recipe import load_recipe
 from naap.split import split_is_test
-from naap.tables import Tables, read_provenance, write_dataset
+from naap.tables import Tables, read_provenance, write_dataset, write_parquet
 from naap.workspace import Workspace
 
 MISSING_NAMED = 5  # the first missing parts an incomplete merge names
@@ -65,9 +66,27 @@ def merge(ws: Workspace, plan: Plan) -> Tables:
         test_items=plan.test_items, records=list(records), train_seconds=float(epochs["epoch_seconds"].sum()))
     tables = Tables(architectures, epochs)
     with ws.merging():
+        write_proxies(ws, plan, records)
         write_dataset(tables, ws.root, about, dataset_card(tables, plan, about))
         ws.tidy(plan.jobs)
     return tables
+
+
+def write_proxies(ws: Workspace, plan: Plan, records) -> None:
+    """DIR/proxies.parquet: the zero-cost proxies each main-seed job computed on the recipe's
+    training images before it trained (naap.strategies); none where a part lacks them."""
+    measured = [r for r in records if r.get("proxies")]
+    if len(measured) != len(plan.architectures):
+        return
+    first = measured[0]
+    table = pd.DataFrame([{"arch_id": r["arch_id"], **r["proxies"]["values"]} for r in measured])
+    dataset, recipe, images = first["dataset"], plan.recipe, first["proxies"]["images"]
+    about = provenance.proxies(
+        seed=min(recipe.training.seeds), batch_size=images,
+        shape={key: dataset[key] for key in ("in_channels", "input_size", "num_classes")},
+        data=provenance.training_images(images, recipe.name, dataset["name"]) + ", at initialisation by naap dataset",
+        data_free=False, torch=first["versions"]["torch"])
+    write_parquet(table, ws.root / PROXIES_FILE, PROXIES_SCHEMA, about)
 
 
 def summary(ws: Workspace, tables: Tables) -> str:
@@ -97,7 +116,9 @@ strategy {', '.join(p['strategies'])}, {', '.join(map(str, p['world_sizes']))} p
 - wall time {duration(p['wall_seconds'])} ({p['started']} to {p['finished']}),
   {duration(p['train_seconds'])} of training summed over devices
 
-recipe.yaml is the recipe it was built from, parts/ the single runs.
+recipe.yaml is the recipe it was built from, parts/ the single runs; proxies.parquet holds the
+zero-cost proxies of each architecture's network at initialisation (naap/proxies.py), on the
+recipe's first training images.
 """
 
 

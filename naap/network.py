@@ -1,10 +1,17 @@
 """The network a scheme describes (docs/benchmark.md, section Network); its counts are in naap.counts."""
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
 from naap.space import Scheme
+
+
+# Seeding and building a network use the global RNGs: code that does both in threads (trainings,
+# proxies) holds this lock across the two.
+GLOBAL_RNG_LOCK = threading.Lock()
 
 
 class ConvBlock(nn.Module):

@@ -6,6 +6,7 @@
   trainings per device, threads per training, flock claims, `naap.settings.describe(device)`,
   versions).
 - `rebuilt(...)`: the merged tables' provenance, from the plan and the parts' records.
+- `proxies(...)`: a proxies.parquet's provenance.
 """
 from __future__ import annotations
 
@@ -48,10 +49,13 @@ def launch_record(*, device: str, host: str, rank: int, world_size: int, strateg
 
 
 def run_record(launch: dict, *, arch_id: int, seed: int, arch_hash: str, diverged: bool, epochs: int,
-               resumed_epochs: int, started: float, finished: float) -> dict:
-    """A part's record; resumed_epochs: the epochs taken from a checkpoint rather than trained here."""
+               resumed_epochs: int, started: float, finished: float, proxies: dict | None = None) -> dict:
+    """A part's record; resumed_epochs: the epochs taken from a checkpoint rather than trained here;
+    proxies: the zero-cost proxies of the network it started from, {"images": the training images
+    they read, "values": {proxy: value}} (main-seed jobs)."""
     return {"arch_id": arch_id, "seed": seed, "arch_hash": arch_hash, "diverged": diverged, "epochs": epochs,
-            "resumed_epochs": resumed_epochs, **launch, "started": started, "finished": finished}
+            "resumed_epochs": resumed_epochs, **launch, "started": started, "finished": finished,
+            "proxies": proxies}
 
 
 def rebuilt(*, recipe_name: str, recipe_file: str, recipe_contents: dict, architectures: int, limit: int | None,
@@ -80,6 +84,20 @@ def rebuilt(*, recipe_name: str, recipe_file: str, recipe_contents: dict, archit
                  "train_seconds sums the epochs' seconds over all devices; settings lists the distinct "
                  "naap.settings in effect (one per kind of device).",
     }
+
+
+def proxies(*, seed: int | str, batch_size: int, shape: dict, data: str, data_free: bool, torch: str) -> dict:
+    """The provenance of a proxies.parquet (naap.proxies), from `naap proxies` or a rebuild;
+    shape: in_channels, input_size, num_classes; torch: the version that computed them."""
+    return {"seed": seed, "batch_size": batch_size, "device": "cpu", "threads": 1, **shape,
+            "data": data, "data_free": data_free, "torch": torch,
+            "definitions": "see naap/proxies.py (synflow: all-ones input; zen: Gaussian input, N(0, 1) weights; "
+                           "snip, grad_norm, jacob_cov, naswot: one batch)"}
+
+
+def training_images(count: int, recipe: str, dataset: str) -> str:
+    """How a proxies provenance names the batch its data-reading proxies read."""
+    return f"the first {count} training images of recipe {recipe} ({dataset}), normalised as for training"
 
 
 def _distinct(dicts) -> list[dict]:

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from naap import provenance
 from naap.errors import NaapError
 from naap.features import PROXIES, PROXIES_FILE, PROXIES_SCHEMA
 
@@ -140,12 +141,13 @@ def compute_proxies(scheme, images: torch.Tensor | None = None, labels: torch.Te
                     batch_size: int = BATCH_SIZE, seed: int = SEED) -> dict[str, float]:
     """The six proxies of one scheme (see the module docstring). `images` (N x C x H x W, normalised
     as for training) and `labels` (N) replace the Gaussian batch of the data-reading proxies."""
-    from naap.network import build_network
+    from naap.network import GLOBAL_RNG_LOCK, build_network
 
     shape = (in_channels, input_size, input_size)
     with _one_thread():
-        torch.manual_seed(seed)
-        net = build_network(scheme, in_channels, num_classes)
+        with GLOBAL_RNG_LOCK:
+            torch.manual_seed(seed)
+            net = build_network(scheme, in_channels, num_classes)
         generator = torch.Generator().manual_seed(seed)
         if images is None:
             images = torch.randn((batch_size, *shape), generator=generator)
@@ -179,13 +181,9 @@ def run(args: argparse.Namespace) -> int:
     dataset = read_provenance(data_dir / "architectures.parquet").get("dataset") or {}
     shape = {key: int(dataset.get(key, default)) for key, default in
              (("in_channels", 3), ("input_size", 32), ("num_classes", 10))}
-    provenance = {"seed": args.seed, "batch_size": args.batch_size, "device": "cpu", "threads": 1,
-                  "torch": torch.__version__, **shape,
-                  "definitions": "see naap/proxies.py (synflow: all-ones input; zen: Gaussian input, "
-                                 "N(0, 1) weights; snip, grad_norm, jacob_cov, naswot: one batch)"}
     images = labels = None
     if args.data_free:
-        provenance["data"] = "data-free: standard Gaussian images and uniform random labels"
+        data = "data-free: standard Gaussian images and uniform random labels"
     else:
         from naap.datasets import load_dataset
         from naap.recipe import load_recipe
@@ -196,13 +194,13 @@ def run(args: argparse.Namespace) -> int:
             raise NaapError(f"{args.recipe}: dataset: its images are {data.shape} (channels, size, classes), "
                             f"the dataset in {data_dir} was trained on {tuple(shape.values())}")
         images, labels = data.train_x[:args.batch_size], data.train_y[:args.batch_size]
-        provenance["data"] = (f"the first {len(images)} training images of recipe {recipe.name} "
-                              f"({recipe.dataset.name}), normalised as for training")
-    provenance["data_free"] = bool(args.data_free)
+        data = provenance.training_images(len(images), recipe.name, recipe.dataset.name)
+    about = provenance.proxies(seed=args.seed, batch_size=args.batch_size, shape=shape, data=data,
+                               data_free=bool(args.data_free), torch=torch.__version__)
     table = proxy_table(tables.architectures, images, labels, progress=not args.quiet, seed=args.seed,
                         batch_size=args.batch_size, **shape)
-    write_parquet(table, data_dir / PROXIES_FILE, PROXIES_SCHEMA, provenance)
-    print(f"wrote {data_dir / PROXIES_FILE}: {len(table)} architectures, {len(PROXIES)} proxies ({provenance['data']})")
+    write_parquet(table, data_dir / PROXIES_FILE, PROXIES_SCHEMA, about)
+    print(f"wrote {data_dir / PROXIES_FILE}: {len(table)} architectures, {len(PROXIES)} proxies ({data})")
     return 0
 
 

@@ -33,6 +33,7 @@ from naap.datasets import DeviceData
 from naap.errors import NaapError
 from naap.jobs import Job
 from naap.progress import Progress
+from naap.proxies import BATCH_SIZE as PROXY_IMAGES, compute_proxies
 from naap.recipe import Recipe
 from naap.space import scheme_hash
 from naap.train import EpochMetrics, Stopped, train
@@ -76,6 +77,7 @@ class Trainer:
                 self.progress.epoch()
 
         started = time.time()
+        proxies = self.proxies(job) if writes else None
         try:
             result = train(job.scheme, self.data, self.recipe.training, job.seed, device=self.cluster.device,
                            checkpoint=self.ws.checkpoint(job), ddp=self.strategy == "ddp",
@@ -89,9 +91,22 @@ class Trainer:
             record = provenance.run_record(
                 self.launch, arch_id=job.arch_id, seed=job.seed, arch_hash=scheme_hash(job.scheme),
                 diverged=result.diverged, epochs=len(result.epochs), resumed_epochs=len(result.epochs) - new_epochs,
-                started=started, finished=finished)
+                started=started, finished=finished, proxies=proxies)
             self.ws.write_part(job, result.epochs, record)
             self.progress.finished(job, result.epochs, result.diverged, finished - started, new_epochs)
+
+
+    def proxies(self, job: Job) -> dict | None:
+        """The zero-cost proxies of the network this job starts from (naap.proxies), on the first
+        PROXY_IMAGES of the recipe's training images: for the jobs of the main seed (the smallest
+        of training.seeds), the network that stands for its architecture."""
+        if job.seed != min(self.recipe.training.seeds):
+            return None
+        d = self.data
+        values = compute_proxies(job.scheme, d.train_x[:PROXY_IMAGES].cpu(), d.train_y[:PROXY_IMAGES].cpu(),
+                                 in_channels=d.in_channels, input_size=d.input_size, num_classes=d.num_classes,
+                                 batch_size=PROXY_IMAGES, seed=job.seed)
+        return {"images": PROXY_IMAGES, "values": values}
 
 
 def launch_record(cluster: Cluster, data: DeviceData, strategy: str, shard: str | None,

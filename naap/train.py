@@ -26,13 +26,11 @@ from torch import nn
 from naap import settings
 from naap.datasets import DeviceData
 from naap.errors import NaapError
-from naap.network import build_network
+from naap.network import GLOBAL_RNG_LOCK, build_network
 from naap.recipe import Training
 from naap.space import Scheme, scheme_to_dicts
 from naap.tables import atomic_write
 
-# Seeding and building use the global RNGs: trainings running in threads take turns.
-_GLOBAL_RNG_LOCK = threading.Lock()
 
 
 @dataclass
@@ -158,7 +156,7 @@ def _train(scheme, data: DeviceData, training: Training, seed: int, device: torc
     smallest_batch = min(training.batch_size, len(data.train_y) % training.batch_size or training.batch_size)
     if smallest_batch < world:
         raise NaapError(f"training.batch_size: a batch of {smallest_batch} images cannot be split over {world} ranks")
-    with _GLOBAL_RNG_LOCK:
+    with GLOBAL_RNG_LOCK:
         seed_everything(seed)
         model = build_network(scheme, data.in_channels, data.num_classes)
     model = model.to(device, memory_format=settings.MEMORY_FORMAT)

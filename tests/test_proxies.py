@@ -78,8 +78,9 @@ def test_real_images_take_the_place_of_the_gaussian_batch(architectures):
 
 def test_naap_proxies_writes_the_table_and_the_leaderboard_joins_it(architectures, tmp_path, capsys):
     tables = load_tables(DATA)
-    small = tables._replace(architectures=tables.architectures.head(12),
-                            epochs=tables.epochs[(tables.epochs["arch_id"] <= 12) & (tables.epochs["epoch"] <= 3)])
+    epochs = tables.epochs[(tables.epochs["arch_id"] <= 12) & (tables.epochs["epoch"] <= 3)]
+    first = tables.architectures.head(12).assign(max_accuracy=epochs.groupby("arch_id")["test_accuracy"].max().to_numpy())
+    small = tables._replace(architectures=first, epochs=epochs)
     write_dataset(small, tmp_path / "small", {"source": "test"}, "# small")
     assert cli.main(["proxies", str(tmp_path / "small"), "--data-free", "--quiet"]) == 0
     path = tmp_path / "small" / features.PROXIES_FILE
@@ -100,8 +101,9 @@ def test_naap_proxies_writes_the_table_and_the_leaderboard_joins_it(architecture
 
 def test_a_proxy_predictor_without_proxies_is_one_clear_line(tmp_path, capsys):
     tables = load_tables(DATA)
-    small = tables._replace(architectures=tables.architectures.head(12),
-                            epochs=tables.epochs[(tables.epochs["arch_id"] <= 12) & (tables.epochs["epoch"] <= 3)])
+    epochs = tables.epochs[(tables.epochs["arch_id"] <= 12) & (tables.epochs["epoch"] <= 3)]
+    first = tables.architectures.head(12).assign(max_accuracy=epochs.groupby("arch_id")["test_accuracy"].max().to_numpy())
+    small = tables._replace(architectures=first, epochs=epochs)
     write_dataset(small, tmp_path / "small", {"source": "test"}, "# small")
     code = cli.main(["leaderboard", str(tmp_path / "small"), "--out", str(tmp_path / "lb"), "--predictor-set", "none",
                      "--predictor", "zen alone", "--quiet"])

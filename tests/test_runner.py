@@ -23,6 +23,10 @@ from naap.cost import cost
 from naap.jobs import make_plan
 from naap.workspace import Workspace
 from naap.split import split_is_test
+from naap import proxies
+from naap.datasets import load_dataset
+from naap.features import load_proxies
+from naap.space import scheme_from_dicts
 from naap.tables import load_tables, read_provenance, to_wide
 from tests.conftest import REPO
 from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, recipe_variant
@@ -65,7 +69,19 @@ def test_single_run_writes_the_layout_of_data_naap440(baseline):
     assert provenance["limit"] is None and provenance["shards"] == []
     assert (baseline / "DATASET.md").read_text().startswith("# smoke")
     assert sorted(p.name for p in baseline.iterdir()) == [
-        "DATASET.md", "architectures.parquet", "epochs.parquet", "parts", "recipe.yaml"]
+        "DATASET.md", "architectures.parquet", "epochs.parquet", "parts", "proxies.parquet", "recipe.yaml"]
+
+
+def test_the_proxies_of_a_rebuild_are_those_of_its_networks_on_the_recipes_first_training_images(baseline):
+    recipe = load_recipe(SMOKE)
+    stored, about = load_proxies(baseline)
+    data = load_dataset(recipe.dataset, recipe.training)
+    images, labels = data.train_x[:proxies.BATCH_SIZE], data.train_y[:proxies.BATCH_SIZE]
+    main = min(recipe.training.seeds)
+    for arch_id, layers in load_tables(baseline).architectures[["arch_id", "layers"]].itertuples(index=False):
+        expected = proxies.compute_proxies(scheme_from_dicts(layers), images, labels, seed=main)
+        assert stored.set_index("arch_id").loc[arch_id].to_dict() == expected
+    assert not about["data_free"] and about["seed"] == main and "training images of recipe smoke" in about["data"]
 
 
 def test_two_ranks_with_two_threads_each_give_the_same_data_as_one_process(workdir, baseline):
