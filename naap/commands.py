@@ -8,6 +8,7 @@ from pathlib import Path
 from naap.errors import NaapError
 from naap.features import PROXIES_FILE
 from naap.recipe import MAX_SCHEMES, load_recipe
+from naap.resources import shipped
 from naap.release import IMPORTED, LICENCE_COPY, copy_licence, export_csv, import_release, release_card
 from naap.space import generate_schemes
 from naap.tables import DATASET_FILES, describe_architectures, load_tables, read_provenance, write_dataset
@@ -67,7 +68,8 @@ def _check_import_out(out: Path) -> None:
 def run_import_release(args) -> int:
     out = Path(args.out)
     _check_import_out(out)
-    tables, provenance = import_release(args.release_dir, load_recipe(args.recipe))
+    recipe = load_recipe(args.recipe or shipped("recipes/naap440.yaml"))
+    tables, provenance = import_release(args.release_dir, recipe)
     write_dataset(tables, out, provenance, release_card(tables, provenance))
     copy_licence(args.release_dir, out)
     print(f"wrote {args.out}: {len(tables.architectures)} architectures, {len(tables.epochs)} epoch rows")
@@ -95,7 +97,7 @@ def add_command(subparsers) -> None:
     p = subparsers.add_parser("import-release", help="turn the published CSV + schemes JSON into Parquet")
     p.add_argument("release_dir")
     p.add_argument("--out", default="data/naap440")
-    p.add_argument("--recipe", default="recipes/naap440.yaml")
+    p.add_argument("--recipe", help="the recipe of the release (default: the shipped recipes/naap440.yaml)")
     p.set_defaults(run=run_import_release)
 
     p = subparsers.add_parser("export-csv", help="write a dataset in the published CSV layout")

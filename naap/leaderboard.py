@@ -52,6 +52,7 @@ def check_out(out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from naap import ceiling, features, predictors, protocols, report
+    from naap.resources import NAAP440, shipped
     from naap.tables import load_tables, read_provenance
 
     budgets = _integers(args.budgets, "budgets")
@@ -63,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
     chosen = predictors.select_predictors(args.predictor_set, args.predictor)
-    data_dir = Path(args.data_dir)
+    data_dir = shipped(NAAP440) if args.data_dir is None else Path(args.data_dir)
     source = str(data_dir)
     tables = load_tables(data_dir)
+    dataset_provenance = read_provenance(data_dir / "architectures.parquet")
     proxies = features.load_proxies(data_dir)
     notices = []
     if proxies is None:
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                           "--predictor-set", args.predictor_set,
                           *[part for spec in args.predictor for part in ("--predictor", spec)],
                           "--cv-repeats", str(args.cv_repeats)])
-    provenance = {"dataset": source, "dataset_provenance": read_provenance(data_dir / "architectures.parquet"),
+    provenance = {"dataset": source, "dataset_provenance": dataset_provenance,
                   "proxies_provenance": None if proxies is None else proxies[1],
                   "budgets": budgets, "protocols": chosen_protocols, "cv_repeats": args.cv_repeats,
                   "predictors": [p.name for p in chosen], "excluded_architectures": excluded, "notices": notices}
@@ -126,8 +128,9 @@ def add_command(subparsers) -> None:
         "leaderboard", help="rank accuracy predictors (cross-validation, the paper's protocol, extrapolation)",
         description=__doc__ + " Writes results.parquet, summary.parquet/.csv, README.md, index.html and figures "
                               "into --out: a new or empty folder, or one it wrote before.")
-    parser.add_argument("data_dir", nargs="?", default="data/naap440", metavar="DATA_DIR",
-                        help="dataset directory in the project's Parquet layout (default: data/naap440)")
+    parser.add_argument("data_dir", nargs="?", metavar="DATA_DIR",
+                        help="dataset directory in the project's Parquet layout (default: the NAAP-440 shipped "
+                             "with naap, data/naap440)")
     parser.add_argument("--out", default="leaderboard", help="output directory (default: leaderboard)")
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOLS,
                         help="comma-separated: paper, cv, extrapolation-size, extrapolation-accuracy; extrapolation "
