@@ -212,7 +212,7 @@ def test_sigterm_ends_the_run_and_its_workers_with_a_hanging_plugin(tmp_path):
     everything = descendants(process.pid)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and err.strip().splitlines()[-1] == "naap: interrupted"
+    assert process.returncode == 143 and err.strip().splitlines()[-1] == "naap: interrupted (SIGTERM)"
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in everything) and time.monotonic() < deadline:
         time.sleep(0.2)
