@@ -65,6 +65,11 @@ leaderboard: $(INSTALLED)
 bench-leaderboard: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_leaderboard.py $(DATA)
 
+# Querying all 440 architectures at one epoch in one call, against a loop of single queries.
+.PHONY: bench-query
+bench-query: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_query.py
+
 # Every benchmark: each reports a ratio against a plain baseline measured in the same run.
 .PHONY: bench
-bench: bench-training bench-leaderboard
+bench: bench-training bench-leaderboard bench-query
