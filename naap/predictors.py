@@ -8,8 +8,9 @@ and NumMACs / NumParams alone. The paper's regressors standardise their features
 fitted on the training rows, as SPEC section 6 does) and take their randomness from NumPy's
 global state, which the protocols seed before each fit.
 
-Every choice a predictor makes from data (LcSVR's C and gamma, the GP's hyperparameters, a
-proxy's sign) is made on its training rows only; every other setting is fixed here, in advance.
+Every choice a predictor makes from data (the GP's hyperparameters, the variances of its linear
+term included; a proxy's sign; the ranker's calibration) is made on its training rows only; every
+other setting is fixed here, in advance.
 
 Users add predictors without editing the package: `--predictor package.module:factory`, or an
 entry point in the group `naap.predictors` (name = predictor name, value = `package.module:factory`).
@@ -40,7 +41,7 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from naap.errors import NaapError
-from naap.features import LOG_PROXIES, PROXIES, accuracy_columns
+from naap.features import CURVE_SUMMARY, LOG_PROXIES, PROXIES, accuracy_columns
 from naap.gp import ArdGaussianProcess
 
 ENTRY_POINT_GROUP = "naap.predictors"
@@ -143,6 +144,11 @@ def lcsvr() -> Pipeline:
 
 def gp_ard() -> ArdGaussianProcess:
     return ArdGaussianProcess()
+
+
+def gp_ard_linear_curve() -> ArdGaussianProcess:
+    """The RBF over the encoding, the curve summary through the GP's linear term (naap.gp)."""
+    return ArdGaussianProcess(linear=CURVE_SUMMARY)
 
 
 def gradient_boosting_arch() -> GradientBoostingRegressor:
@@ -330,6 +336,10 @@ NEW_PREDICTORS = [
               description="constant x ARD RBF + white noise; hyperparameters by marginal likelihood on the training rows"),
     Predictor("GP-ARD (arch + curve)", "Gaussian process", gp_ard, features="arch-curve", deterministic=True,
               cost=15.0, description="as GP-ARD (arch), with a five-number curve summary from budget 1"),
+    Predictor("GP-ARD (arch) + linear (curve)", "Gaussian process", gp_ard_linear_curve, features="arch-curve",
+              deterministic=True, cost=15.0,
+              description="ARD RBF on the encoding + a linear term on the curve summary (one variance per column) "
+                          "+ white noise; all by marginal likelihood on the training rows"),
     Predictor("Gradient Boosting (arch)", "Gradient Boosting", gradient_boosting_arch, features="arch",
               deterministic=True, cost=3.0, description="500 trees, lr 0.03, depth 3, subsample 0.8"),
 

@@ -90,6 +90,15 @@ def test_one_column_regressor_ranks_by_the_column_with_the_training_rows_sign(sp
         predictors.OneColumnRegressor("nope").fit(X_train, y_train)
 
 
+def test_the_linear_curve_gp_reads_the_encoding_by_rbf_and_the_curve_summary_linearly(split):
+    X_train, y_train, _, _ = split["arch-curve"]
+    model = predictors.REGISTRY["GP-ARD (arch) + linear (curve)"].make().fit(X_train, y_train)
+    names = np.array(X_train.columns)
+    assert list(names[model.linear_columns_]) == list(features.CURVE_SUMMARY)
+    varying = [name for name in split["arch"][0].columns if X_train[name].nunique() > 1]
+    assert list(names[model.rbf_columns_]) == varying
+
+
 @pytest.mark.parametrize("name", list(predictors.REGISTRY))
 def test_every_predictor_clones_fits_and_predicts(split, name):
     predictor = predictors.REGISTRY[name]
