@@ -288,7 +288,8 @@ def figure_tau_vs_budget(summary):
     ax.set_xticks(budgets)
     ax.set_title(f"Kendall τ against budget ({'cv mean, 95 % interval' if protocol == 'cv' else 'paper split'})",
                  fontsize=10)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # no family has a finite tau on a tiny dataset
+        ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     return fig
 
