@@ -123,7 +123,12 @@ def _locked(folder: Path):
     except OSError as exc:
         raise NaapError(f"dataset.root: {folder}: cannot write the dataset there ({exc.strerror})") from None
     with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError as exc:  # e.g. Lustre mounted without -o flock
+            raise NaapError(f"dataset.root: {folder}: no file locks on this filesystem ({exc.strerror}); put the "
+                            f"dataset there beforehand (`naap dataset RECIPE --estimate` in one process does) "
+                            f"or choose a node-local dataset.root") from None
         yield
 
 

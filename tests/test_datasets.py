@@ -378,3 +378,17 @@ def test_a_relative_root_is_taken_from_the_working_directory_by_estimate_and_by_
     assert run.returncode == 0, run.stderr
     assert marker.stat().st_mtime_ns == written and (work / "out" / "epochs.parquet").exists()
     assert sorted(p.name for p in work.iterdir()) == ["data", "out"]
+
+
+def test_a_filesystem_without_file_locks_is_one_line_naming_the_recipe_and_the_root(tmp_path, monkeypatch):
+    """Lustre without -o flock refuses flock: a missing set cannot be written safely there by several ranks."""
+    def no_locks(handle, operation):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(datasets.fcntl, "flock", no_locks)
+    spec = DatasetSpec("synthetic", root=str(tmp_path / "data"), train_size=64, test_size=32)
+    with pytest.raises(NaapError) as error:
+        load_dataset(spec, TRAINING, source="recipes/mine.yaml")
+    folder = tmp_path / "data" / datasets.CIFAR10_FOLDER
+    assert str(error.value).startswith(f"recipes/mine.yaml: dataset.root: {folder}: no file locks")
+    assert [p.name for p in folder.iterdir()] == [".naap.lock"]  # not one image written
