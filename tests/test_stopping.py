@@ -120,7 +120,8 @@ def test_a_failing_rank_prints_one_line_naming_the_file_and_the_others_stop_quie
     lines = naap_lines(err)
     assert len(lines) == 1 and lines[0].startswith("naap: error: rank ") and f"{damaged}: unreadable checkpoint" in \
         lines[0], err
-    assert "/naap/" not in "".join(line for line in err.splitlines() if line.strip().startswith("File "))
+    package = str(Path(strategies.__file__).parent)  # no traceback through naap's own code
+    assert package not in "".join(line for line in err.splitlines() if line.strip().startswith("File "))
 
 
 def test_a_failing_training_stops_the_other_at_its_next_epoch_and_its_checkpoint_resumes(workdir, long_recipe,
