@@ -27,6 +27,7 @@ and tests/test_protocols.py prove it):
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import threading
@@ -272,6 +273,12 @@ def _raise_on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
+# Killed workers leave semaphores and folders behind, which loky's resource tracker (a process
+# of its own, started with the first pool) removes after naap has exited, with a UserWarning per
+# item on the user's terminal: noise after the one line naap prints. Its warnings start thus.
+TRACKER_WARNINGS = "ignore:resource_tracker:UserWarning"
+
+
 @contextlib.contextmanager
 def _workers_ended_on_interrupt(parallel: bool):
     """While the fits run: SIGTERM, where nothing else handles it, interrupts like Ctrl-C; on any
@@ -280,6 +287,8 @@ def _workers_ended_on_interrupt(parallel: bool):
         and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     if install:
         signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    if parallel and TRACKER_WARNINGS not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), TRACKER_WARNINGS]))
     try:
         yield
     except BaseException:

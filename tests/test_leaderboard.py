@@ -214,7 +214,10 @@ def test_sigterm_ends_the_run_and_its_workers_with_a_hanging_plugin(tmp_path):
     everything = descendants(process.pid)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 143 and err.strip().splitlines()[-1] == "naap: interrupted (SIGTERM)"
+    # naap's one line; loky's resource tracker, a process of its own, may still report its clean-up
+    # of the killed workers' semaphores (naap asks it not to, through PYTHONWARNINGS)
+    said = [line for line in err.splitlines() if line.startswith("naap:")]
+    assert process.returncode == 143 and said == ["naap: interrupted (SIGTERM)"] and "Traceback" not in err, err
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in everything) and time.monotonic() < deadline:
         time.sleep(0.2)
