@@ -357,3 +357,9 @@ def test_cheats_score_chance_and_never_win_a_column(plugin_module, tmp_path):
         for row in re.findall(rf"<tr[^>]*><td[^>]*>{re.escape(spec)}</td>.*?</tr>", page):
             assert 'class="best"' not in row, spec
     sys.modules.pop("cheats", None)
+
+
+def test_the_readme_counts_the_registered_predictors():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    stated = re.search(r"ranks (\d+) predictors", readme)
+    assert stated and int(stated.group(1)) == len(predictors.REGISTRY)
