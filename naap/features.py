@@ -8,7 +8,7 @@ dataset has DIR/proxies.parquet, the zero-cost proxies. A budget of k epochs rea
 1..k, and must be below the number of epochs recorded (the last epoch's curve is the target's).
 NumParams and NumMACs enter as natural logarithms.
 
-- `paper`: SPEC section 6. Budget 0 is "Scheme" (NumParams, NumStages); budget k is
+- `paper`: the paper's features (docs/benchmark.md). Budget 0 is "Scheme" (NumParams, NumStages); budget k is
   "Scheme + Quantitative k epochs" (six scheme columns, then LossMean, LossMedian, Accuracy per epoch).
 - `curve`: every scheme column, the curves of test accuracy and mean training loss, their first and
   second differences (as LcSVR uses them) and summary statistics of the curve so far.

@@ -83,7 +83,7 @@ def headline(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-PUBLISHED = {9: "Random Forest (N=200), 25 violations in the paper's count"}  # SPEC section 6
+PUBLISHED = {9: "Random Forest (N=200), 25 violations in the paper's count"}  # docs/benchmark.md
 
 
 HELD_OUT = {"extrapolation-size": "the largest tenth by NumMACs", "extrapolation-accuracy": "the most accurate tenth"}

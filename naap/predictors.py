@@ -1,11 +1,11 @@
 """The predictors of the leaderboard: scikit-learn-compatible regressors from features to MaxAccuracy.
 
-`REGISTRY` holds the 24 regressors of SPEC section 6 under the paper's names, XGBoost, LightGBM, an
+`REGISTRY` holds the paper's 24 regressors (docs/benchmark.md) under the paper's names, XGBoost, LightGBM, an
 LcSVR-style model (Baker et al. 2017: curve, differences, nu-SVR), a parametric learning-curve
 extrapolator, models of the architecture encoding (a Gaussian process with ARD, gradient
 boosting, XGBoost with a regression and a pairwise ranking objective), and each zero-cost proxy
 and NumMACs / NumParams alone. The paper's regressors standardise their features (mean and std
-fitted on the training rows, as SPEC section 6 does) and take their randomness from NumPy's
+fitted on the training rows, as the paper does) and take their randomness from NumPy's
 global state, which the protocols seed before each fit.
 
 Every choice a predictor makes from data (the GP's hyperparameters, the variances of its linear
@@ -91,7 +91,7 @@ def knn(k: int) -> Pipeline:
 
 
 def linear_regression(d: float | None = None) -> Pipeline:
-    """Plain, or fitted to y^(1/D) - 1 and predicting (prediction + 1)^D (SPEC section 6)."""
+    """Plain, or fitted to y^(1/D) - 1 and predicting (prediction + 1)^D (the paper's)."""
     if d is None:
         return _standardised(LinearRegression())
     return _standardised(TransformedTargetRegressor(

@@ -1,6 +1,6 @@
 """The evaluation protocols.
 
-- `paper` (SPEC section 6): the published split (IsTest), five seeds, the median seed reported.
+- `paper` (docs/benchmark.md, Evaluation protocol): the published split (IsTest), five seeds, the median seed reported.
 - `cv`: repeated k-fold over all architectures, test folds of about 40 stratified by accuracy.
 - `extrapolation-size`: train on the 90 % smallest architectures by NumMACs, test on the largest
   10 %; `extrapolation-accuracy`: train on the 90 % least accurate, test on the top 10 % (in the
@@ -9,7 +9,7 @@
 
 What a predictor is handed carries nothing but the features: the index is reset to 0..n-1 and
 the test rows are shuffled (a permutation seeded with the fit's seed), the predictions mapped
-back after. The training rows keep the order SPEC section 6 gives them (ascending target, a
+back after. The training rows keep the order the paper's protocol gives them (ascending target, a
 function of the training targets the predictor receives anyway; random forests draw their
 bootstrap samples by row, so this order reproduces the paper's numbers).
 
@@ -90,7 +90,7 @@ class Outcome(NamedTuple):
 
 
 def sort_by_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
-    """SPEC section 6 sorts by MaxAccuracy; ties go by ModelId so the order is the same everywhere."""
+    """The paper's protocol sorts by MaxAccuracy; ties go by ModelId so the order is the same everywhere."""
     return frame.sort_values(["MaxAccuracy", "ModelId"], kind="stable", ignore_index=True)
 
 

@@ -72,7 +72,7 @@ SUMMARY_SCHEMA = pa.schema(_KEYS + [
 ] + [pa.field(m, pa.float64(), nullable=False) for m in METRICS] + _INTERVALS
     + [pa.field("p_vs_best", pa.float64(), nullable=True)])
 MARKER = ".naap-leaderboard"  # written into every folder `naap leaderboard` writes
-PUBLISHED_BUDGET = 9  # the paper's best is published for 9 of 90 epochs (SPEC section 6)
+PUBLISHED_BUDGET = 9  # the paper's best is published for 9 of 90 epochs (docs/benchmark.md)
 NEAR_CONSTANT_NOTE = "near-constant predictions"
 
 
@@ -208,18 +208,19 @@ def paper_table(summary: pd.DataFrame, results: pd.DataFrame, order: list[str]) 
     paper = summary[summary["protocol"] == "paper"]
     train, test = _sizes(results, "paper")
     pairs = max_violations(int(test))
-    note = (f"SPEC section 6: the published split ({train} train, {test} test), features standardised, "
-            f"{paper['runs'].iloc[0]} seeds per cell; each cell is the seed with the median violations (of {pairs} "
-            "pairs). viol.: tied predictions count as half a violation; the paper's count does not count them (the "
-            "published numbers are in that count); mono. = 1 - viol. / pairs. One split of 40 cannot separate "
-            "predictors closer than about 15 violations: cross-validation above is the ranking. Best per column in bold.")
+    note = (f"The paper's protocol (docs/benchmark.md): the published split ({train} train, {test} test), "
+            f"features standardised, {paper['runs'].iloc[0]} seeds per cell; each cell is the seed with the median "
+            f"violations (of {pairs} pairs). viol.: tied predictions count as half a violation; the paper's count "
+            "does not count them (the published numbers are in that count); mono. = 1 - viol. / pairs. One split "
+            "of 40 cannot separate predictors closer than about 15 violations: cross-validation above is the "
+            "ranking. Best per column in bold.")
     return Table("The reproduction of the paper (paper protocol)", note, *_per_budget(paper, order, cells))
 
 
 def predictor_table(predictors) -> Table:
     """What each predictor reads and what it chooses, and where."""
     names = [p.name for p in predictors]
-    text = [p.description or ("plug-in" if p.family == "plug-in" else "settings fixed in advance (SPEC section 6 "
+    text = [p.description or ("plug-in" if p.family == "plug-in" else "settings fixed in advance (the paper's "
                                                                         "or library defaults)") for p in predictors]
     return Table("The predictors: what each reads and what is chosen where",
                  "Every choice made from data is made on each fit's training rows only; the rest is fixed in advance.",

@@ -1,4 +1,4 @@
-"""The ranking metrics against brute-force pair counts: the paper's strict count (SPEC section 6)
+"""The ranking metrics against brute-force pair counts: the paper's strict count (docs/benchmark.md)
 and the headline count with tied predictions as half a violation."""
 import itertools
 

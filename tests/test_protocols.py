@@ -1,4 +1,4 @@
-"""The paper protocol reproduces SPEC section 6; the cv and extrapolation protocols' splits and
+"""The paper protocol reproduces the paper's (docs/benchmark.md); the cv and extrapolation protocols' splits and
 intervals; reuse changes nothing; what a predictor is handed carries no answer; small data."""
 from pathlib import Path
 
@@ -38,7 +38,7 @@ def reported(results, name, budget):
 # --- the deterministic regressors, computed independently from the published CSV ------------------
 
 def plain_sklearn(csv, model, budget, power=None):
-    """SPEC section 6 written out with plain pandas and scikit-learn; the paper's violations counted pair by pair."""
+    """The paper's protocol written out with plain pandas and scikit-learn; its violations counted pair by pair."""
     data = csv.sort_values("MaxAccuracy", kind="stable")
     data[["NumParams", "NumMACs"]] = np.log(data[["NumParams", "NumMACs"]])
     columns = ["NumParams", "NumStages"] if budget == 0 else (
