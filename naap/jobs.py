@@ -78,6 +78,10 @@ class Plan:
     def limited(self) -> bool:
         return len(self.architectures) < self.recipe_architectures
 
+    def jobs_of(self, shard: Shard | None) -> list[Job]:
+        """The jobs a run with `--shard shard` (None: no shard) trains."""
+        return [job for job in self.jobs if shard is None or shard.takes(job)]
+
 
 def make_plan(recipe: Recipe, limit: int | None = None) -> Plan:
     """The jobs of `recipe` (of its first `limit` architectures), checked to fit the tables.

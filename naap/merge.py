@@ -38,6 +38,11 @@ def merged_architectures(ws: Workspace) -> int | None:
                         f"move it away to merge again") from None
 
 
+def nothing_to_do(ws: Workspace) -> str:
+    """What `naap dataset` and `naap merge` say of a folder whose merged tables are complete."""
+    return f"{ws.root} is complete: {merged_architectures(ws)} architectures; nothing to do"
+
+
 def is_merged(ws: Workspace, plan: Plan) -> bool:
     """Whether DIR's merged tables already hold the plan's architectures, or more."""
     held = merged_architectures(ws)
@@ -82,7 +87,7 @@ def write_proxies(ws: Workspace, plan: Plan, records) -> None:
     table = pd.DataFrame([{"arch_id": r["arch_id"], **r["proxies"]["values"]} for r in measured])
     dataset, recipe, images = first["dataset"], plan.recipe, first["proxies"]["images"]
     about = provenance.proxies(
-        seed=min(recipe.training.seeds), batch_size=images,
+        seed=recipe.training.main_seed, batch_size=images,
         shape={key: dataset[key] for key in ("in_channels", "input_size", "num_classes")},
         data=provenance.training_images(images, recipe.name, dataset["name"]) + ", at initialisation by naap dataset",
         data_free=False, torch=first["versions"]["torch"])
@@ -137,7 +142,7 @@ def run_merge(args) -> int:
         raise NaapError(f"{ws.recipe_copy}: not found; {ws.root} is not a folder made by `naap dataset`")
     plan = make_plan(load_recipe(ws.recipe_copy))
     if is_merged(ws, plan):
-        print(f"{ws.root} is complete: {len(plan.architectures)} architectures; nothing to do")
+        print(nothing_to_do(ws))
         return 0
     missing = [job.name for job in plan.jobs if not ws.part(job).exists()]
     if missing:

@@ -108,6 +108,16 @@ class Training:
         """Learning rate of 1-based `epoch`: lr x factor^((epoch - 1) mod cycle)."""
         return self.lr * self.lr_factor ** ((epoch - 1) % self.lr_cycle)
 
+    @property
+    def main_seed(self) -> int:
+        """The seed whose runs stand for each architecture (the one every architecture is trained
+        with, as tables.main_seed finds it in the data): the smallest of `seeds`."""
+        return min(self.seeds)
+
+    def smallest_batch(self, train_images: int) -> int:
+        """The fewest images of a batch in an epoch over `train_images` (the last batch may be partial)."""
+        return min(self.batch_size, train_images % self.batch_size or self.batch_size)
+
 
 @dataclass(frozen=True)
 class Split:

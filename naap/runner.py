@@ -23,7 +23,7 @@ from naap.cost import describe_cost
 from naap.datasets import DeviceData, load_dataset
 from naap.errors import NaapError
 from naap.jobs import Job, Plan, Shard, make_plan
-from naap.merge import is_merged, merge, merged_architectures, summary
+from naap.merge import is_merged, merge, merged_architectures, nothing_to_do, summary
 from naap.progress import Progress
 from naap.recipe import STRATEGIES, load_recipe
 from naap.strategies import Trainer, default_trainings_per_device, launch_record, train_ddp, train_shard
@@ -96,7 +96,7 @@ def _build(args, cluster: Cluster, plan: Plan, ws: Workspace | None) -> int:
 
 def _open(args, plan: Plan, ws: Workspace | None) -> list[Job] | None:
     """Rank 0: the jobs left to train (after making DIR ready), or None, said why, if there is nothing to do."""
-    mine = [job for job in plan.jobs if args.shard is None or args.shard.takes(job)]
+    mine = plan.jobs_of(args.shard)
     if ws is None:  # --estimate alone
         return mine
     todo = [job for job in mine if not ws.part(job).exists()]
@@ -104,7 +104,7 @@ def _open(args, plan: Plan, ws: Workspace | None) -> list[Job] | None:
         print(_shard_summary(args.shard, plan, ws))
         return None
     if not todo and is_merged(ws, plan):
-        print(f"{ws.root} is complete: {merged_architectures(ws)} architectures; nothing to do")
+        print(nothing_to_do(ws))
         return None
     if not args.estimate:
         ws.check_writable()
@@ -118,8 +118,7 @@ def _load_data(plan: Plan, cluster: Cluster, strategy: str) -> DeviceData:
     recipe = plan.recipe
     data = load_dataset(recipe.dataset, recipe.training, cluster.device, source=recipe.path)
     if strategy == "ddp":
-        size = recipe.training.batch_size
-        smallest = min(size, len(data.train_y) % size or size)
+        smallest = recipe.training.smallest_batch(len(data.train_y))
         if smallest < cluster.world:
             raise NaapError(f"{recipe.path}: training.batch_size: a batch of {smallest} images cannot be split "
                             f"over {cluster.world} ranks (strategy ddp)")
@@ -139,8 +138,7 @@ def _train(args, cluster: Cluster, plan: Plan, ws: Workspace, todo: list[Job], d
            per_device: int) -> None:
     stop = threading.Event()
     shard = str(args.shard) if args.shard is not None else None
-    mine = sum(args.shard is None or args.shard.takes(job) for job in plan.jobs)
-    progress = Progress(cluster, len(todo), mine, plan.recipe.training.epochs, stop)
+    progress = Progress(cluster, len(todo), len(plan.jobs_of(args.shard)), plan.recipe.training.epochs, stop)
     flock = uses_flock(cluster, args.shard)
     launch = launch_record(cluster, data, strategy, shard, per_device, flock, settings.describe(cluster.device))
     trainer = Trainer(ws, cluster, plan.recipe, data, strategy, per_device, progress, stop, launch)

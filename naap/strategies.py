@@ -95,12 +95,11 @@ class Trainer:
             self.ws.write_part(job, result.epochs, record)
             self.progress.finished(job, result.epochs, result.diverged, finished - started, new_epochs)
 
-
     def proxies(self, job: Job) -> dict | None:
         """The zero-cost proxies of the network this job starts from (naap.proxies), on the first
-        PROXY_IMAGES of the recipe's training images: for the jobs of the main seed (the smallest
-        of training.seeds), the network that stands for its architecture."""
-        if job.seed != min(self.recipe.training.seeds):
+        PROXY_IMAGES of the recipe's training images: for the jobs of the main seed
+        (Training.main_seed), the network that stands for its architecture."""
+        if job.seed != self.recipe.training.main_seed:
             return None
         d = self.data
         values = compute_proxies(job.scheme, d.train_x[:PROXY_IMAGES].cpu(), d.train_y[:PROXY_IMAGES].cpu(),
@@ -112,9 +111,8 @@ class Trainer:
 def launch_record(cluster: Cluster, data: DeviceData, strategy: str, shard: str | None,
                   trainings_per_device: int, flock_claims: bool, settings: dict) -> dict:
     """What every part this process trains records about the launch."""
-    device = cluster.device
-    name = (f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
-            else f"cpu ({settings['hardware']['cpu']})")
+    hardware = settings["hardware"]  # on the CPU, the processor's model is named too
+    name = hardware["device"] if cluster.device.type == "cuda" else f"{hardware['device']} ({hardware['cpu']})"
     return provenance.launch_record(
         device=name, host=socket.gethostname(), rank=cluster.rank, world_size=cluster.world, strategy=strategy,
         shard=shard, trainings_per_device=trainings_per_device, threads_per_training=torch.get_num_threads(),

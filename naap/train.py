@@ -153,7 +153,7 @@ def _train(scheme, data: DeviceData, training: Training, seed: int, device: torc
            ddp: bool, on_epoch, stop: threading.Event | None, checkpoint_every: int,
            checkpoint_seconds: float) -> RunResult:
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
-    smallest_batch = min(training.batch_size, len(data.train_y) % training.batch_size or training.batch_size)
+    smallest_batch = training.smallest_batch(len(data.train_y))
     if smallest_batch < world:
         raise NaapError(f"training.batch_size: a batch of {smallest_batch} images cannot be split over {world} ranks")
     with GLOBAL_RNG_LOCK:
