@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from naap.tables import Tables
+from naap.tables import Tables, run_maxima
 
 DRAWS = 1000
 SEED = 20220905
@@ -29,7 +29,7 @@ SEED = 20220905
 
 def seed_maxima(tables: Tables) -> pd.DataFrame:
     """MaxAccuracy per architecture (rows) and seed (columns); NaN where a seed did not run."""
-    return tables.epochs.groupby(["arch_id", "seed"])["test_accuracy"].max().unstack("seed")
+    return run_maxima(tables.epochs).unstack("seed")
 
 
 def noise_ceiling(tables: Tables, draws: int = DRAWS, seed: int = SEED) -> dict | None:

@@ -18,7 +18,7 @@ from naap.features import PROXIES_FILE, PROXIES_SCHEMA
 from naap.jobs import Plan, make_plan
 from naap.recipe import load_recipe
 from naap.split import split_is_test
-from naap.tables import Tables, read_provenance, write_dataset, write_parquet
+from naap.tables import Tables, read_provenance, run_maxima, write_dataset, write_parquet
 from naap.workspace import Workspace
 
 MISSING_NAMED = 5  # the first missing parts an incomplete merge names
@@ -57,8 +57,7 @@ def merge(ws: Workspace, plan: Plan) -> Tables:
     runs = pd.DataFrame(records)
     # max_accuracy: the best test accuracy of each seed's run (0 for a run that diverged in its
     # first epoch), averaged over the seeds.
-    best = epochs.groupby(["arch_id", "seed"])["test_accuracy"].max()
-    best = best.reindex(pd.MultiIndex.from_frame(runs[["arch_id", "seed"]]), fill_value=0.0)
+    best = run_maxima(epochs).reindex(pd.MultiIndex.from_frame(runs[["arch_id", "seed"]]), fill_value=0.0)
     max_accuracy = best.groupby(level="arch_id").mean()
     architectures = plan.architectures.copy()
     architectures["max_accuracy"] = architectures["arch_id"].map(max_accuracy)

@@ -302,7 +302,7 @@ def _check_runs(tables: Tables, architectures_path: Path, epochs_path: Path, len
         if lacking.any():
             raise NaapError(f"{epochs_path}: column 'seed': arch_id {lacking.idxmax()} has no run of seed {seed}, "
                             f"and architectures.parquet does not mark it diverged")
-    best = e.groupby(["arch_id", "seed"])["test_accuracy"].max()
+    best = run_maxima(e)
     mean_best = best.groupby(level="arch_id").mean().reindex(a.index, fill_value=0.0)
     high = best.groupby(level="arch_id").max().reindex(a.index, fill_value=0.0)
     got = a["max_accuracy"]
@@ -324,6 +324,11 @@ WIDE_SCHEME_COLUMNS = {"arch_id": "ModelId", "is_test": "IsTest", "num_params": 
                        "max_accuracy": "MaxAccuracy"}
 WIDE_EPOCH_COLUMNS = {"train_loss_mean": "LossMean", "train_loss_median": "LossMedian",
                       "test_accuracy": "Accuracy"}
+
+
+def run_maxima(epochs: pd.DataFrame) -> pd.Series:
+    """Each run's best test accuracy, indexed by (arch_id, seed): what max_accuracy averages."""
+    return epochs.groupby(["arch_id", "seed"])["test_accuracy"].max()
 
 
 def main_seed(epochs: pd.DataFrame) -> int:
