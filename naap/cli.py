@@ -36,18 +36,24 @@ def _interrupt(signum, frame):
 
 
 @contextmanager
+def signals_handled(handler):
+    """Inside, SIGINT and SIGTERM call `handler(signum, frame)`; after, the previous handlers are back."""
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, restored in previous.items():
+            signal.signal(s, restored)
+
+
+@contextmanager
 def _signals_held():
     """SIGINT and SIGTERM wait while the command's modules are imported, and are taken right
     after: an interrupt inside a library's import can leave it half-imported (some libraries
     catch every exception there), and the command would then fail with a confusing traceback."""
     received = []
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with signals_handled(lambda signum, frame: received.append(signum)):
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     if received:
         _interrupt(received[0], None)
 

@@ -15,7 +15,6 @@ event: every training stops at its next epoch, with a checkpoint of its last one
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 import threading
@@ -28,6 +27,7 @@ import torch
 
 from naap import provenance
 from naap.claims import Claims
+from naap.cli import signals_handled
 from naap.cluster import Cluster
 from naap.datasets import DeviceData
 from naap.errors import NaapError
@@ -196,12 +196,8 @@ def _further_signals_noted() -> Iterator[None]:
     def note(signum, frame):
         print("naap: stopping at the end of the current epochs, with their checkpoints; "
               "kill -9 stops at once (the earlier checkpoints are kept)", file=sys.stderr, flush=True)
-    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with signals_handled(note):
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def _wait(events: list[threading.Event]) -> None:
