@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from naap.arch import FIELDS, Arch, UnknownArchitecture, outside_space, search_space
+from naap.counts import epoch_flop
 from naap.errors import NaapError
+from naap.release import IMPORTED
 from naap.resources import NAAP440, shipped
 from naap.space import Layer
 from naap.tables import Tables, load_tables, read_provenance
@@ -167,7 +169,7 @@ class Benchmark:
         measured epoch, NaN where no time was recorded, as in the published release)."""
         n_train, n_test = self.images
         frame = self.architectures.set_index("arch_id")[["num_params", "num_macs"]].copy()
-        frame["epoch_flop"] = 2.0 * frame["num_macs"] * (3 * n_train + n_test)
+        frame["epoch_flop"] = epoch_flop(frame["num_macs"], n_train, n_test)
         frame["epoch_seconds"] = self.epochs.groupby("arch_id")["epoch_seconds"].mean()
         return frame if archs is None else frame.loc[self.ids(archs)]
 
@@ -177,7 +179,7 @@ class Benchmark:
         recorded = self.provenance.get("dataset")
         if recorded:
             return int(recorded["train_size"]), int(recorded["test_size"])
-        if self.provenance.get("kind") == "imported release":
+        if self.provenance.get("kind") == IMPORTED:
             return RELEASE_IMAGES
         raise NaapError(f"{self.path / 'architectures.parquet'}: provenance: no dataset sizes recorded, "
                         f"so the FLOP of an epoch are unknown")

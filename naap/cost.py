@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from naap.counts import count_macs
+from naap.counts import count_macs, epoch_flop
 from naap.datasets import DeviceData
 from naap.jobs import Job
 from naap.merge import duration
@@ -16,11 +16,10 @@ from naap.train import train
 
 def cost(jobs: list[Job], shape: tuple[int, int, int], n_train: int, n_test: int,
          training: Training) -> tuple[int, float]:
-    """Optimizer steps and FLOP of `jobs` (docs/benchmark.md, section Scale: 2 FLOP per MAC, training at 3x the
-    forward cost, plus a forward pass over the test set every epoch)."""
+    """Optimizer steps and FLOP of `jobs` (counts.epoch_flop per epoch)."""
     macs = sum(count_macs(j.scheme, *shape) for j in jobs)
     steps = len(jobs) * math.ceil(n_train / training.batch_size) * training.epochs
-    return steps, 2.0 * macs * (3 * n_train + n_test) * training.epochs
+    return steps, epoch_flop(macs, n_train, n_test) * training.epochs
 
 
 def cpu_epoch_seconds(jobs: list[Job], data: DeviceData, training: Training) -> np.ndarray:

@@ -24,3 +24,10 @@ def count_macs(scheme: Scheme, in_channels: int = 3, input_size: int = 32, num_c
         total += outputs * channels * layer.kernel_size ** 2 + 4 * outputs
         channels = layer.width
     return total + (size * size + 1) * channels + channels * num_classes
+
+
+def epoch_flop(macs, train_images: int, test_images: int):
+    """FLOP of one epoch for `macs` per image (a number or an array; docs/benchmark.md, section
+    Scale): 2 FLOP per MAC, a training image at three times the forward cost, plus a forward pass
+    over the test images."""
+    return 2.0 * macs * (3 * train_images + test_images)
