@@ -125,9 +125,10 @@ def check_budget(frame: pd.DataFrame, budget: int, source: str = "dataset") -> N
                         f"recorded ({columns}; the last epoch's curve holds the target MaxAccuracy)")
 
 
-def _select(frame: pd.DataFrame, columns, source: str) -> pd.DataFrame:
-    """`columns` of `frame` as floats, NumParams and NumMACs as logarithms; a missing column or value
-    is a NaapError naming `source`, the column and the ModelId."""
+def _select(frame: pd.DataFrame, columns, source: str, logs=LOG_COLUMNS) -> pd.DataFrame:
+    """`columns` of `frame` as floats, those among `logs` as natural logarithms; a missing column
+    or value, or a non-positive one to take the logarithm of, is a NaapError naming `source`, the
+    column and the ModelId."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise NaapError(f"{source}: missing column '{missing[0]}'")
@@ -136,17 +137,20 @@ def _select(frame: pd.DataFrame, columns, source: str) -> pd.DataFrame:
     if incomplete.any():
         row = selected.index[incomplete][0]
         column = selected.columns[~np.isfinite(selected.loc[row].to_numpy())][0]
-        model = frame.loc[row, "ModelId"] if "ModelId" in frame.columns else row
-        raise NaapError(f"{source}: ModelId {model} has no finite value in column '{column}'")
-    for name in LOG_COLUMNS:
+        raise NaapError(f"{source}: ModelId {_model_of(frame, row)} has no finite value in column '{column}'")
+    for name in logs:
         if name in selected.columns:
             if (selected[name] <= 0).any():
                 row = selected.index[selected[name] <= 0][0]
-                model = frame.loc[row, "ModelId"] if "ModelId" in frame.columns else row
-                raise NaapError(f"{source}: ModelId {model}: column '{name}' must be positive, "
-                                f"got {selected.loc[row, name]:g}")
+                raise NaapError(f"{source}: ModelId {_model_of(frame, row)}: column '{name}' must be positive "
+                                f"to take its logarithm, got {selected.loc[row, name]:g}")
             selected[name] = np.log(selected[name])
     return selected
+
+
+def _model_of(frame: pd.DataFrame, row) -> object:
+    """The ModelId of `frame`'s row labelled `row` (the label itself where there is no ModelId)."""
+    return frame.loc[row, "ModelId"] if "ModelId" in frame.columns else row
 
 
 def _epoch_columns(budget: int, kinds=EPOCH_COLUMNS) -> list[str]:
@@ -203,8 +207,8 @@ def curve_summary(frame: pd.DataFrame, budget: int, source: str = "dataset") -> 
     start = budget - 1 - np.argmax(restarts[:, ::-1], axis=1)  # the last restart, 0-based
     rows = np.arange(len(rate))
     if (loss[:, -1] <= 0).any():
-        row = np.flatnonzero(loss[:, -1] <= 0)[0]
-        raise NaapError(f"{source}: ModelId {frame['ModelId'].iloc[row]}: e{budget}LossMean must be positive")
+        row = frame.index[np.flatnonzero(loss[:, -1] <= 0)[0]]
+        raise NaapError(f"{source}: ModelId {_model_of(frame, row)}: e{budget}LossMean must be positive")
     return pd.DataFrame({"BestAccuracy": accuracy.max(axis=1), "LogLastLossMean": np.log(loss[:, -1]),
                          "CycleAccuracyGain": accuracy[:, -1] - accuracy[rows, start],
                          "CycleLossDrop": loss[rows, start] - loss[:, -1],
@@ -220,12 +224,7 @@ def arch_curve_features(frame: pd.DataFrame, budget: int, source: str = "dataset
 def proxy_features(frame: pd.DataFrame, budget: int = 0, source: str = "dataset") -> pd.DataFrame:
     if any(name not in frame.columns for name in PROXIES):
         raise NaapError(f"{source}: no zero-cost proxies (write them with `naap proxies {source} --data-free`)")
-    selected = _select(frame, PROXIES, source)
-    for name in LOG_PROXIES:
-        if (selected[name] <= 0).any():
-            raise NaapError(f"{source}: {PROXIES_FILE}: {name} must be positive to take its logarithm")
-        selected[name] = np.log(selected[name])
-    return selected
+    return _select(frame, PROXIES, source, logs=LOG_PROXIES)
 
 
 def arch_proxy_features(frame: pd.DataFrame, budget: int = 0, source: str = "dataset") -> pd.DataFrame:
@@ -266,7 +265,6 @@ def target(frame: pd.DataFrame, source: str = "dataset") -> pd.Series:
         raise NaapError(f"{source}: missing column '{TARGET}'")
     bad = ~np.isfinite(values.to_numpy())
     if bad.any():
-        model = frame["ModelId"].iloc[np.flatnonzero(bad)[0]] if "ModelId" in frame.columns else values.index[bad][0]
         raise NaapError(f"{source}: architectures.parquet: max_accuracy (the target, {TARGET}): "
-                        f"ModelId {model} has no finite value")
+                        f"ModelId {_model_of(frame, values.index[bad][0])} has no finite value")
     return values

@@ -254,3 +254,13 @@ def test_a_nan_target_names_the_file_column_and_model(frame):
     broken.loc[broken["ModelId"] == 6, "MaxAccuracy"] = np.nan
     with pytest.raises(NaapError, match="data/x: architectures.parquet: max_accuracy .* ModelId 6 has no finite value"):
         features.target(broken, source="data/x")
+
+
+
+def test_a_non_positive_proxy_to_take_the_logarithm_of_names_its_architecture_and_column():
+    frame = pd.DataFrame({"ModelId": [3, 7, 9], **{name: [1.0, 2.0, 4.0] for name in features.PROXIES}},
+                         index=[5, 6, 8])
+    features.proxy_features(frame, source="small")
+    frame.loc[6, "snip"] = 0.0
+    with pytest.raises(NaapError, match=r"^small: ModelId 7: column 'snip' must be positive to take its logarithm"):
+        features.proxy_features(frame, source="small")
