@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from naap.arch import Arch
 from naap.errors import NaapError
 from naap.features import PROXIES_FILE
 from naap.recipe import MAX_SCHEMES, load_recipe
@@ -29,9 +30,8 @@ def run_schemes(args) -> int:
         print(json.dumps(rows, indent=1, default=int))
         return 0
     for row in table.itertuples():
-        layers = " ".join(f"k{l['kernel_size']}w{l['width']}s{l['stride']}{'r' if l['residual'] else ''}"
-                          for l in row.layers)
-        print(f"{row.arch_id:5d}  {row.arch_hash}  {row.num_params:7d} params  {row.num_macs:9d} MACs  {layers}")
+        print(f"{row.arch_id:5d}  {row.arch_hash}  {row.num_params:7d} params  {row.num_macs:9d} MACs  "
+              f"{Arch.from_layers(row.layers)}")
     return 0
 
 
