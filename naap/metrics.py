@@ -5,9 +5,9 @@ way round, a pair the predictions tie counting as half (a tie is a coin toss bet
 orders). Pairs whose true accuracies tie count nothing (neither order is wrong). A constant
 predictor thus scores pairs / 2, chance, not 0.
 
-`violations_strict` is the paper's count (docs/benchmark.md, Evaluation protocol): the rows held in true order (ties in
-truth in the order given), pairs that the predictions order strictly the other way round; tied
-predictions are not counted, as if the predictions were sorted stably.
+`violations_strict` is the paper's count (docs/benchmark.md, Evaluation protocol): the rows held
+in true order (ties in truth in the order given), pairs that the predictions order strictly the
+other way round; tied predictions are not counted, as if the predictions were sorted stably.
 
 Kendall's tau-b and Spearman's rho are undefined (0 / 0) where the predictions, or the truths,
 are all equal; they are taken as 0 there, no association, so a constant predictor scores chance.

@@ -189,17 +189,15 @@ class RankingRegressor(RegressorMixin, BaseEstimator):
 
 
 class OneColumnRegressor(RegressorMixin, BaseEstimator):
-    """A linear fit of the target on one named column (a zero-cost proxy, NumMACs, ...), optionally
-    its logarithm: its ranking is the column's, or the reverse where the training rows say the
-    column falls with accuracy (the slope's sign, fitted on the training rows only)."""
+    """A linear fit of the target on one named column (a zero-cost proxy, NumMACs, ...; the feature
+    sets hand some as logarithms): its ranking is the column's, or the reverse where the training
+    rows say the column falls with accuracy (the slope's sign, fitted on the training rows only)."""
 
-    def __init__(self, column: str = "NumMACs", log: bool = False):
+    def __init__(self, column: str = "NumMACs"):
         self.column = column
-        self.log = log
 
     def _values(self, X) -> np.ndarray:
-        values = X[:, self.index_]
-        return np.log(values)[:, None] if self.log else values[:, None]
+        return X[:, [self.index_]]
 
     def fit(self, X, y):
         X, y = validate_data(self, X, y, y_numeric=True)

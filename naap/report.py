@@ -72,7 +72,6 @@ SUMMARY_SCHEMA = pa.schema(_KEYS + [
 ] + [pa.field(m, pa.float64(), nullable=False) for m in METRICS] + _INTERVALS
     + [pa.field("p_vs_best", pa.float64(), nullable=True)])
 MARKER = ".naap-leaderboard"  # written into every folder `naap leaderboard` writes
-PUBLISHED_BUDGET = 9  # the paper's best is published for 9 of 90 epochs (docs/benchmark.md)
 NEAR_CONSTANT_NOTE = "near-constant predictions"
 
 
