@@ -51,12 +51,12 @@ def main() -> int:
         print("gpu-check: PyTorch sees no CUDA GPU here; nothing to check (run it on a machine with one)")
         return 2
     recipe = load_recipe(args.recipe)
-    train_size = recipe.dataset.train_size or 50000
-    steps_per_epoch = math.ceil(train_size / recipe.training.batch_size)
     with tempfile.TemporaryDirectory(prefix="naap-gpu-check-") as tmp:
         outs = {n: Path(tmp) / f"per-device-{n}" for n in TRAININGS_PER_DEVICE}
         for n, out in outs.items():
             build(args.recipe.resolve(), out, n)
+        train_size = read_provenance(outs[TRAININGS_PER_DEVICE[0]] / "epochs.parquet")["dataset"]["train_size"]
+        steps_per_epoch = math.ceil(train_size / recipe.training.batch_size)
         tables = {n: load_tables(out) for n, out in outs.items()}
         first, second = (tables[n] for n in TRAININGS_PER_DEVICE)
         same = (first.architectures.equals(second.architectures)
