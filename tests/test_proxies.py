@@ -1,6 +1,8 @@
 """Zero-cost proxies: the release's stored values recomputed, synflow against Euler's theorem for
 homogeneous functions, real images taking the Gaussian batch's place, and `naap proxies`."""
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -76,14 +78,19 @@ def test_real_images_take_the_place_of_the_gaussian_batch(architectures):
         proxies.compute_proxies(layers, images[:, :1], labels)
 
 
-def test_naap_proxies_writes_the_table_and_the_leaderboard_joins_it(architectures, tmp_path, capsys):
+@pytest.fixture
+def small(tmp_path) -> Path:
+    """The first 12 architectures of NAAP-440 and their first 3 epochs, as a dataset folder without proxies."""
     tables = load_tables(DATA)
     epochs = tables.epochs[(tables.epochs["arch_id"] <= 12) & (tables.epochs["epoch"] <= 3)]
     first = tables.architectures.head(12).assign(max_accuracy=epochs.groupby("arch_id")["test_accuracy"].max().to_numpy())
-    small = tables._replace(architectures=first, epochs=epochs)
-    write_dataset(small, tmp_path / "small", {"source": "test"}, "# small")
-    assert cli.main(["proxies", str(tmp_path / "small"), "--data-free", "--quiet"]) == 0
-    path = tmp_path / "small" / features.PROXIES_FILE
+    write_dataset(tables._replace(architectures=first, epochs=epochs), tmp_path / "small", {"source": "test"}, "# small")
+    return tmp_path / "small"
+
+
+def test_naap_proxies_writes_the_table_and_the_leaderboard_joins_it(architectures, small, tmp_path, capsys):
+    assert cli.main(["proxies", str(small), "--data-free", "--quiet"]) == 0
+    path = small / features.PROXIES_FILE
     assert pq.read_schema(path).remove_metadata().equals(features.PROXIES_SCHEMA)
     provenance = read_provenance(path)
     assert provenance["data_free"] and provenance["seed"] == proxies.SEED and provenance["torch"] == torch.__version__
@@ -92,23 +99,18 @@ def test_naap_proxies_writes_the_table_and_the_leaderboard_joins_it(architecture
     assert table["arch_id"].tolist() == list(range(1, 13))
     assert table.iloc[3, 1:].to_dict() == proxies.compute_proxies(scheme(architectures, 4))
     out = tmp_path / "lb"
-    assert cli.main(["leaderboard", str(tmp_path / "small"), "--out", str(out), "--protocol", "cv", "--budgets", "0",
+    assert cli.main(["leaderboard", str(small), "--out", str(out), "--protocol", "cv", "--budgets", "0",
                      "--predictor-set", "none", "--predictor", "zen alone", "--jobs", "1", "--quiet"]) == 0
     assert set(pd.read_parquet(out / "results.parquet")["predictor"]) == {"zen alone"}
     assert "Gaussian images" in (out / "README.md").read_text()
     capsys.readouterr()
 
 
-def test_a_proxy_predictor_without_proxies_is_one_clear_line(tmp_path, capsys):
-    tables = load_tables(DATA)
-    epochs = tables.epochs[(tables.epochs["arch_id"] <= 12) & (tables.epochs["epoch"] <= 3)]
-    first = tables.architectures.head(12).assign(max_accuracy=epochs.groupby("arch_id")["test_accuracy"].max().to_numpy())
-    small = tables._replace(architectures=first, epochs=epochs)
-    write_dataset(small, tmp_path / "small", {"source": "test"}, "# small")
-    code = cli.main(["leaderboard", str(tmp_path / "small"), "--out", str(tmp_path / "lb"), "--predictor-set", "none",
+def test_a_proxy_predictor_without_proxies_is_one_clear_line(small, tmp_path, capsys):
+    code = cli.main(["leaderboard", str(small), "--out", str(tmp_path / "lb"), "--predictor-set", "none",
                      "--predictor", "zen alone", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "naap proxies" in err
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["proxies", str(tmp_path / "small")])  # --data-free or --recipe: one is required
+        cli.main(["proxies", str(small)])  # --data-free or --recipe: one is required
     assert exit_.value.code == 2

@@ -27,6 +27,7 @@ from naap.space import Layer
 from naap.network import build_network
 from naap.train import EpochMetrics, Stopped, seed_everything, train, with_sync_batchnorm
 from tests.conftest import REPO
+from tests.runs import ENV
 
 SMALL = (Layer(3, 12, 2, False), Layer(3, 16, 2, False), Layer(1, 16, 1, True))
 OTHER = (Layer(3, 16, 2, False), Layer(3, 24, 2, False), Layer(3, 24, 1, False), Layer(1, 32, 2, False))
@@ -383,8 +384,10 @@ def test_the_cublas_workspace_is_fixed_for_a_cuda_device(monkeypatch):
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" == settings.describe("cpu")["cublas_workspace_config"]
 
 
-def test_train_applies_the_settings_in_a_fresh_process(data_root):
-    """A library user who calls train() alone gets naap's settings, and so its numbers."""
+@pytest.mark.parametrize("user_threads", [None, "2"], ids=["no thread variables", "OMP_NUM_THREADS=2"])
+def test_train_applies_the_settings_in_a_fresh_process(data_root, user_threads):
+    """A library user who calls train() alone gets naap's settings, and so its numbers: unpinned
+    (torch starts with a thread per core) or with the user's own thread variables."""
     script = f"""
 import torch
 from naap.datasets import load_dataset
@@ -396,7 +399,8 @@ data = load_dataset(DatasetSpec("cifar10-folder", root={str(data_root)!r}), trai
 result = train({SMALL!r}, data, training, seed=7)
 print(torch.get_num_threads(), torch.backends.cudnn.conv.fp32_precision, result.epochs[0].train_loss_mean)
 """
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    env = dict(ENV, **({"OMP_NUM_THREADS": user_threads, "MKL_NUM_THREADS": user_threads} if user_threads else {}))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
     threads, precision, loss = run.stdout.split()
     here = train(SMALL, load_dataset(DatasetSpec("cifar10-folder", root=str(data_root)), TRAINING),
