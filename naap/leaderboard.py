@@ -104,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
     for line in notices:
         print(f"naap: note: {line}", file=sys.stderr)
     summary = protocols.summarise(outcome.results)
-    line = ceiling.describe(ceiling.noise_ceiling(tables))
+    folds = (protocols.cv_test_folds(frame, args.cv_repeats) if "cv" in chosen_protocols
+             else [frame["ModelId"].to_numpy()])
+    estimate = ceiling.noise_ceiling(tables, folds)
+    line = ceiling.describe(estimate, None if estimate else ceiling.reference_ceilings(tables, folds), len(folds))
     command = shlex.join(["naap", "leaderboard", str(data_dir), "--out", str(args.out), "--protocol",
                           ",".join(chosen_protocols), "--budgets", ",".join(map(str, budgets)),
                           "--predictor-set", args.predictor_set,

@@ -187,6 +187,12 @@ def cv_splits(y: np.ndarray, repeats: int, test_items: int = CV_TEST_ITEMS, seed
     return list(splitter.split(np.zeros(len(y)), strata))
 
 
+def cv_test_folds(frame: pd.DataFrame, repeats: int = 2) -> list[np.ndarray]:
+    """The ModelIds of each cv test fold, the folds cv_fits scores on."""
+    frame = sort_by_accuracy(frame)
+    return [frame["ModelId"].to_numpy()[test] for _, test in cv_splits(frame["MaxAccuracy"].to_numpy(), repeats)]
+
+
 def cv_fits(frame: pd.DataFrame, predictors: list[Predictor], budgets, repeats: int = 2,
             reuse: bool = True, copies=frozenset()) -> list[Fit]:
     """Every fold of every repeat, one seed per fold (CV_SEED + fold number)."""

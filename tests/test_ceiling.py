@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from naap import ceiling
+from naap import ceiling, protocols
 from naap.tables import Tables
 
 SPREAD, NOISE = 0.03, 0.01  # sd of the architectures' expected accuracy; sd of one run around it
@@ -60,3 +60,48 @@ def test_one_seed_has_no_ceiling():
     tables = synthetic(n=50, seeds=(1,))
     assert ceiling.noise_ceiling(tables) is None
     assert ceiling.describe(None).startswith("Noise ceiling: not estimable")
+
+
+def random_folds(tables: Tables, folds=30, size=40, seed=1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.choice(tables.architectures["arch_id"].to_numpy(), size, replace=False) for _ in range(folds)]
+
+
+def test_on_random_folds_the_ceiling_is_the_whole_sets():
+    """Kendall's tau is a U-statistic: on random subsets it is unbiased for the whole set's."""
+    tables = synthetic()
+    spread_of_means = SPREAD ** 2 + NOISE ** 2 / 2
+    found = ceiling.noise_ceiling(tables, random_folds(tables), draws=50)
+    assert found["folds"] == 30
+    assert found["ceiling_tau"] == pytest.approx(greiner(np.sqrt(spread_of_means / (spread_of_means + NOISE ** 2 / 2))),
+                                                 abs=0.02)
+
+
+def test_folds_stratified_by_accuracy_raise_the_ceiling():
+    """The cv protocol's folds take one architecture per bin of accuracy neighbours: fewer close
+    pairs than random folds of the same size, so the same noise costs less tau."""
+    tables = synthetic(n=440)
+    frame = tables.architectures.rename(columns={"arch_id": "ModelId", "max_accuracy": "MaxAccuracy"})
+    stratified = protocols.cv_test_folds(frame, repeats=2)
+    assert len(stratified) == 22 and {len(fold) for fold in stratified} == {40}
+    on_stratified = ceiling.noise_ceiling(tables, stratified, draws=50)["ceiling_tau"]
+    on_random = ceiling.noise_ceiling(tables, random_folds(tables, folds=22), draws=50)["ceiling_tau"]
+    assert on_stratified > on_random + 0.01
+
+
+def test_reference_ceilings_for_one_seed_are_the_normal_theory_values():
+    """One seed: the observed target (sd sqrt(SPREAD^2 + NOISE^2)) stands in for the truth."""
+    tables = synthetic(seeds=(1,))
+    observed = np.sqrt(SPREAD ** 2 + NOISE ** 2)
+    found = ceiling.reference_ceilings(tables, random_folds(tables), sds=(NOISE, 2 * NOISE), draws=50)
+    for sd, tau in found.items():
+        assert tau == pytest.approx(greiner(observed / np.sqrt(observed ** 2 + sd ** 2)), abs=0.02)
+    line = ceiling.describe(None, found, folds=30)
+    assert "sd 1.0 / 2.0 accuracy points" in line and "averaged over the cv protocol's 30 test folds" in line
+    assert " / ".join(f"{tau:.3f}" for tau in found.values()) in line
+
+
+def test_a_fold_naming_an_unknown_architecture_is_refused():
+    tables = synthetic(n=50)
+    with pytest.raises(ValueError, match="does not have"):
+        ceiling.noise_ceiling(tables, [np.array([1, 2, 999])], draws=1)
