@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from naap.errors import NaapError
+from naap.jobs import make_plan
 from naap.recipe import load_recipe
 from tests.conftest import REPO
 
@@ -120,3 +121,17 @@ def test_extra_seeds_are_read_as_given(tmp_path):
     extra = load_recipe(write(tmp_path, raw)).training.extra_seeds
     assert (extra.seeds, extra.architectures, extra.sample_seed) == ((7, 8), 40, 3)
     assert load_recipe(REPO / "recipes" / "naap440.yaml").training.extra_seeds is None
+
+
+def test_the_seeds_recipe_is_naap440_plus_40_architectures_with_two_more_seeds():
+    """recipes/naap440-seeds.yaml repeats every NAAP-440 training as recipes/naap440.yaml has it:
+    the two differ only in name, description and training.extra_seeds."""
+    base, seeds = (load_recipe(REPO / "recipes" / name) for name in ("naap440.yaml", "naap440-seeds.yaml"))
+    extra = seeds.raw["training"].pop("extra_seeds")
+    assert {k: v for k, v in seeds.raw.items() if k not in ("name", "description")} == \
+        {k: v for k, v in base.raw.items() if k not in ("name", "description")}
+    plan, base_plan = make_plan(seeds), make_plan(base)
+    main = [(job.arch_id, job.scheme) for job in plan.jobs if job.seed == 20220819]
+    assert main == [(job.arch_id, job.scheme) for job in base_plan.jobs] and len(main) == 440
+    retrained = {job.arch_id for job in plan.jobs if job.seed in extra["seeds"]}
+    assert len(retrained) == extra["architectures"] == 40 and len(plan.jobs) == 440 + 2 * 40
