@@ -1,5 +1,6 @@
 """`naap leaderboard` as a user meets it: the folder it writes into, imperfect rebuilt data (diverged
 runs, tiny datasets, several seeds), and SIGTERM with workers running."""
+import re
 import signal
 import subprocess
 import sys
@@ -243,3 +244,16 @@ def test_proxies_from_the_recipes_real_images(smoke):
     layers = scheme_from_dicts(load_tables(smoke).architectures["layers"].iloc[0])
     data_free = proxies.compute_proxies(layers, in_channels=3, input_size=32, num_classes=10)
     assert real.iloc[0]["snip"] != data_free["snip"] and real.iloc[0]["synflow"] == data_free["synflow"]
+
+
+def test_the_readme_quotes_the_committed_board():
+    """Every cv tau with its interval in README.md's summary, and the noise-ceiling comparison,
+    are the numbers of the committed leaderboard/README.md (`make leaderboard` writes it)."""
+    readme = (REPO / "README.md").read_text()
+    summary = readme[readme.index("## What the leaderboard says"):readme.index("## The library")]
+    board = (REPO / "leaderboard" / "README.md").read_text()
+    intervals = re.findall(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", summary)
+    assert len(intervals) >= 2 and all(f"Kendall τ {interval}" in board for interval in intervals)
+    ceiling = next(line for line in board.splitlines() if "Noise ceiling" in line)
+    quoted = re.search(r"reach τ ≈ (\d\.\d{3}) on these folds;\s+at 0.6 points, (\d\.\d{3})", summary)
+    assert quoted and re.search(rf"τ ≈ \d\.\d{{3}} / {quoted[1]} / {quoted[2]} ", ceiling)
