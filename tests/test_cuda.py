@@ -1,4 +1,4 @@
-"""CUDA: fp32 without TF32, deterministic, threads (each its own stream) equal to one training after
+"""CUDA: naap against the paper's loop on the GPU, fp32 without TF32, deterministic, threads (each its own stream) equal to one training after
 another, DDP with SyncBatchNorm, no context on GPU 0 from a thread training on another GPU.
 Skipped without a GPU (the same logic on the CPU is in tests/test_train.py); without one,
 `make gpu-check` is checked to say so."""
@@ -16,6 +16,7 @@ from naap.recipe import DatasetSpec, Training
 from naap.space import Layer
 from naap.train import train
 from tests.conftest import REPO
+from tests.test_reference_loop import SCHEMES, paper_training
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -40,6 +41,16 @@ def data(data_root):
 
 def without_seconds(result) -> list[dict]:
     return [{k: v for k, v in dataclasses.asdict(e).items() if k != "epoch_seconds"} for e in result.epochs]
+
+
+@needs_gpu
+@pytest.mark.parametrize("scheme", SCHEMES.values(), ids=SCHEMES.keys())
+def test_naap_trains_bit_identically_to_the_papers_loop_on_the_gpu(scheme, data, data_root):
+    """tests/test_reference_loop.py's oracle on cuda:0: the images normalised on the CPU by
+    torchvision and moved per batch, against naap's normalised on the device."""
+    naap = [(e.train_loss_mean, e.train_loss_median, e.test_accuracy)
+            for e in train(scheme, data, TRAINING, TRAINING.seeds[0]).epochs]
+    assert naap == paper_training(scheme, data_root, TRAINING, TRAINING.seeds[0], device="cuda:0")
 
 
 @needs_gpu
@@ -103,6 +114,7 @@ from naap.recipe import DatasetSpec, Training
 from naap.space import Layer
 from naap.train import train
 from tests.conftest import REPO
+from tests.test_reference_loop import SCHEMES, paper_training
 training = Training(**{dataclasses.asdict(TRAINING)!r})
 data = load_dataset(DatasetSpec("cifar10-folder", root={data_root!r}), training, device="cuda:1")
 ThreadPoolExecutor(1).submit(train, {SMALL!r}, data, training, 7).result()

@@ -5,7 +5,8 @@ CIFAR10 with ToTensor + Normalize, DataLoader(shuffle=True, num_workers=1) for t
 an unshuffled one for the test pass, the network built after seeding torch, NumPy and random,
 torch.manual_seed again right before the loaders, SGD, the cyclic learning rate,
 `loss.item()` per batch before the step, NumPy's mean and median, test accuracy in eval mode.
-Both sides run in this process, under the same settings and thread count.
+Both sides run in this process, under the same settings and thread count (on CUDA:
+tests/test_cuda.py).
 """
 import random
 
@@ -48,12 +49,13 @@ class FixtureCIFAR10(CIFAR10):
         self.classes = list(range(10))
 
 
-def paper_training(scheme, root, training: Training, seed: int) -> list[tuple[float, float, float]]:
-    """The paper's loop: per epoch (loss mean, loss median, test accuracy)."""
+def paper_training(scheme, root, training: Training, seed: int, device: str = "cpu") -> list[tuple[float, float, float]]:
+    """The paper's loop: per epoch (loss mean, loss median, test accuracy); on a GPU, the network
+    built on the CPU and moved, each batch moved as the loader gives it."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    net = build_network(scheme)
+    net = build_network(scheme).to(device)
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.SGD(net.parameters(), lr=training.lr, momentum=training.momentum,
                           weight_decay=training.weight_decay)
@@ -71,6 +73,7 @@ def paper_training(scheme, root, training: Training, seed: int) -> list[tuple[fl
         net.train()
         losses = []
         for inputs, labels in trainloader:
+            inputs, labels = inputs.to(device), labels.to(device)
             optimizer.zero_grad()
             outputs = net(inputs)
             loss = criterion(outputs, labels)
@@ -81,6 +84,7 @@ def paper_training(scheme, root, training: Training, seed: int) -> list[tuple[fl
         correct = total = 0
         with torch.no_grad():
             for images, labels in testloader:
+                images, labels = images.to(device), labels.to(device)
                 _, predicted = torch.max(net(images), 1)
                 total += labels.size(0)
                 correct += (predicted == labels).sum().item()
