@@ -5,7 +5,7 @@ This module is the command: its arguments and the order of things. Every check c
 the first step of training; rank 0's view of DIR decides for every rank. The concepts live in
 their own modules: naap.jobs (the plan), naap.workspace (DIR and its safety), naap.cluster
 (ranks, devices, the shared store), naap.claims (who trains which job), naap.strategies
-(threads, DDP), naap.progress, naap.cost, naap.merge and naap.provenance.
+(threads, DDP), naap.progress, naap.cost, naap.merge, naap.reuse (--reuse) and naap.provenance.
 docs/regenerating.md is the user's guide.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import socket
 import threading
 from pathlib import Path
 
-from naap import settings
+from naap import reuse, settings
 from naap.claims import Claims, uses_flock
 from naap.cli import interrupt_exit_code
 from naap.cluster import Cluster, join_cluster
@@ -34,8 +34,8 @@ def run_dataset(args) -> int:
     cluster = join_cluster(args.device)
     ws = None
     try:
-        plan, ws = cluster.agree(lambda: _check_arguments(args))
-        return _build(args, cluster, plan, ws)
+        plan, ws, source = cluster.agree(lambda: _check_arguments(args))
+        return _build(args, cluster, plan, ws, source)
     except KeyboardInterrupt as interrupt:
         # Under torchrun rank 0 speaks for every rank; after another rank's failure, that rank has.
         if cluster.rank != 0 or cluster.failed_elsewhere():
@@ -49,8 +49,9 @@ def run_dataset(args) -> int:
         cluster.leave()
 
 
-def _check_arguments(args) -> tuple[Plan, Workspace | None]:
-    """Every check that needs neither DIR's contents nor the data, on every rank."""
+def _check_arguments(args) -> tuple[Plan, Workspace | None, Workspace | None]:
+    """Every check that needs neither DIR's contents nor the data, on every rank: the plan, DIR
+    and the folder whose runs are reused (--reuse)."""
     if args.shard is not None and args.limit is not None:
         raise NaapError("--limit: not with --shard (the shards of a recipe build all of it)")
     if args.out is None and not args.estimate:
@@ -62,12 +63,13 @@ def _check_arguments(args) -> tuple[Plan, Workspace | None]:
         ws.check()
         if ws.recipe_copy.is_file():
             ws.check_recipe(recipe)
-    return plan, ws
+    source = reuse.open_source(args.reuse, recipe, args.out) if args.reuse is not None else None
+    return plan, ws, source
 
 
-def _build(args, cluster: Cluster, plan: Plan, ws: Workspace | None) -> int:
+def _build(args, cluster: Cluster, plan: Plan, ws: Workspace | None, source: Workspace | None) -> int:
     # Rank 0's view of what is left decides for every rank: another run may write parts meanwhile.
-    todo = cluster.broadcast(cluster.agree(lambda: _open(args, plan, ws) if cluster.rank == 0 else None))
+    todo = cluster.broadcast(cluster.agree(lambda: _open(args, plan, ws, source) if cluster.rank == 0 else None))
     if todo is None:
         return 0
     if ws is not None and not args.estimate:
@@ -94,21 +96,28 @@ def _build(args, cluster: Cluster, plan: Plan, ws: Workspace | None) -> int:
     return 0
 
 
-def _open(args, plan: Plan, ws: Workspace | None) -> list[Job] | None:
-    """Rank 0: the jobs left to train (after making DIR ready), or None, said why, if there is nothing to do."""
+def _open(args, plan: Plan, ws: Workspace | None, source: Workspace | None) -> list[Job] | None:
+    """Rank 0: the jobs left to train (after making DIR ready, with the reused runs copied in), or
+    None, said why, if there is nothing to do."""
     mine = plan.jobs_of(args.shard)
+    missing = mine if ws is None else [job for job in mine if not ws.part(job).exists()]
+    reused = reuse.reusable(source, missing, plan.recipe.training.epochs) if source is not None else []
+    taken = {job.name for job in reused}
+    todo = [job for job in missing if job.name not in taken]
+    if reused:
+        print(f"{'would reuse' if args.estimate else 'reusing'} {len(reused)} finished run(s) from {source.root}")
     if ws is None:  # --estimate alone
-        return mine
-    todo = [job for job in mine if not ws.part(job).exists()]
-    if not todo and args.shard is not None:
+        return todo
+    if not missing and args.shard is not None:
         print(_shard_summary(args.shard, plan, ws))
         return None
-    if not todo and is_merged(ws, plan):
+    if not missing and is_merged(ws, plan):
         print(nothing_to_do(ws))
         return None
     if not args.estimate:
         ws.check_writable()
         ws.adopt(plan.recipe)
+        reuse.copy_parts(source, ws, reused)
         with ws.merging():
             ws.tidy(plan.jobs)
     return todo
@@ -203,6 +212,10 @@ def add_command(subparsers) -> None:
                    help="only the first N architectures (for tries); never replaces fuller merged tables")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cuda:LOCAL_RANK when there is a GPU, else the CPU")
+    p.add_argument("--reuse", type=Path, metavar="OTHER",
+                   help="copy the finished runs of OTHER, a dataset folder whose recipe trains them the same way "
+                        "(e.g. NAAP-440 rebuilt, for recipes/naap440-seeds.yaml), instead of training them again; "
+                        "OTHER is only read")
     p.add_argument("--estimate", action="store_true",
                    help="print what the run will cost (on a CPU: timed, in hours) and exit; writes nothing in DIR")
     p.add_argument("--max-hours", type=float, metavar="H",

@@ -1,0 +1,129 @@
+"""`naap dataset --reuse OTHER`: a recipe that adds seeds takes another folder's finished runs,
+trains only the rest and gives the data of a run from scratch; OTHER is only read. A folder
+whose runs are made otherwise, or a part that is not its job's run, is one line and exit 2
+before anything is written."""
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from naap.cli import main
+from naap.recipe import load_recipe
+from naap.reuse import open_source
+from naap.tables import EPOCHS_SCHEMA, read_parquet, read_provenance, write_parquet
+from tests.conftest import REPO
+from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, snapshot
+
+
+def variant(folder: Path, name: str, base: Path = SMOKE, **sections) -> Path:
+    """A copy of a recipe with a new name and some keys of its sections replaced."""
+    raw = yaml.safe_load(base.read_text())
+    raw["name"] = Path(name).stem
+    for section, values in sections.items():
+        raw[section].update(values)
+    path = folder / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def made_from(folder: Path, recipe: Path) -> Path:
+    """A folder holding only recipe.yaml: all --reuse reads before it looks at parts."""
+    folder.mkdir()
+    shutil.copyfile(recipe, folder / "recipe.yaml")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reuse")
+
+
+@pytest.fixture(scope="module")
+def base(workdir) -> Path:
+    """recipes/smoke.yaml built: 4 architectures x 2 seeds."""
+    return dataset(workdir, SMOKE, "base")
+
+
+@pytest.fixture(scope="module")
+def more_seeds(workdir) -> Path:
+    """smoke with 2 of its architectures trained with a third seed: 10 runs, 8 of them base's."""
+    return variant(workdir, "smoke-seeds.yaml", training={"extra_seeds": {"seeds": [5], "architectures": 2,
+                                                                          "sample_seed": 0}})
+
+
+def test_reused_runs_are_copied_the_rest_trained_and_the_data_is_a_fresh_runs(workdir, base, more_seeds):
+    before = snapshot(base)
+    out = finish(naap(workdir, "dataset", more_seeds, "--out", "reused", "--reuse", "base"))
+    assert "reusing 8 finished run(s) from base" in out
+    trained = [line for line in out.splitlines() if "max accuracy" in line]
+    assert len(trained) == 2 and all(" seed 5:" in line for line in trained)
+    assert snapshot(base) == before
+    for part in (base / "parts").glob("*.parquet"):
+        assert (workdir / "reused" / "parts" / part.name).read_bytes() == part.read_bytes()
+    assert_same_data(workdir / "reused", dataset(workdir, more_seeds, "fresh"))
+    assert read_provenance(workdir / "reused" / "epochs.parquet")["seeds"] == [5, 20220819, 20220820]
+
+
+def test_estimate_counts_only_the_runs_left_and_writes_nothing(workdir, base, more_seeds):
+    out = finish(naap(workdir, "dataset", more_seeds, "--out", "estimated", "--reuse", "base", "--estimate"))
+    assert "would reuse 8 finished run(s) from base" in out and out.count("2 trainings x 2 epochs") == 1
+    assert not (workdir / "estimated").exists()
+
+
+def test_a_recipe_trained_otherwise_is_refused(tmp_path, capsys):
+    longer = made_from(tmp_path / "longer", variant(tmp_path, "longer.yaml", training={"epochs": 3}))
+    other_sample = made_from(tmp_path / "sample", variant(tmp_path, "sample.yaml", search_space={
+        "generator": {"mode": "sample", "count": 4, "seed": 1}}))
+    moved = made_from(tmp_path / "moved", variant(tmp_path, "moved.yaml", dataset={"root": "elsewhere"}))
+    for other, differ in ((longer, "training differ"), (other_sample, "search_space differ"),
+                          (moved, "dataset differ")):
+        assert main(["dataset", str(SMOKE), "--out", str(tmp_path / "out"), "--reuse", str(other)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.splitlines() == [err] and f"{other / 'recipe.yaml'}: --reuse: " in err and differ in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cifar10_is_the_same_data_wherever_its_root(tmp_path):
+    """Its files are md5-checked: a rebuild on another cluster may reuse NAAP-440's runs."""
+    other = made_from(tmp_path / "naap440", variant(tmp_path, "naap440.yaml", REPO / "recipes" / "naap440.yaml",
+                                                    dataset={"root": "/cluster/cifar10"}))
+    assert open_source(other, load_recipe(REPO / "recipes" / "naap440-seeds.yaml"), None).root == other
+
+
+@pytest.mark.parametrize("case", ["missing", "a file", "no recipe.yaml", "the --out folder"])
+def test_a_folder_that_cannot_be_reused_is_one_line(tmp_path, capsys, case):
+    other = tmp_path / "other"
+    out = tmp_path / "out"
+    message = {"missing": "not a folder", "a file": "not a folder", "no recipe.yaml": "no recipe.yaml",
+               "the --out folder": "the same folder as --out"}[case]
+    if case == "a file":
+        other.write_text("")
+    elif case == "no recipe.yaml":
+        other.mkdir()
+    elif case == "the --out folder":
+        other = made_from(out, SMOKE)
+    assert main(["dataset", str(SMOKE), "--out", str(out), "--reuse", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and err.startswith(f"naap: error: {other}: --reuse: ") and message in err
+    assert not (out / "parts").exists()
+
+
+@pytest.mark.parametrize("damage", ["another job's part", "a run cut short"])
+def test_a_part_that_is_not_its_jobs_finished_run_is_refused_before_anything_is_written(
+        workdir, base, tmp_path, capsys, damage):
+    other = tmp_path / "other"
+    shutil.copytree(base, other)
+    first, second = sorted((other / "parts").glob("*.parquet"))[:2]
+    if damage == "another job's part":
+        shutil.copyfile(second, first)
+        message = "its record is"
+    else:
+        rows, record = read_parquet(first, EPOCHS_SCHEMA), read_provenance(first)
+        write_parquet(rows.iloc[:1], first, EPOCHS_SCHEMA, provenance=record)
+        message = "epochs: 1 rows, not a finished run of 2 epochs"
+    out = tmp_path / "out"
+    assert main(["dataset", str(SMOKE), "--out", str(out), "--reuse", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and err.startswith(f"naap: error: {first}: --reuse: ") and message in err
+    assert not out.exists()
