@@ -16,7 +16,7 @@ From the architectures with two or more seeds:
 Tau is scored as the headline is: on each cv test fold, then averaged over the folds. The folds
 matter: they are stratified by accuracy (one architecture per bin of neighbours), so they hold
 fewer close pairs than the whole set, and the same noise costs less tau on them (on NAAP-440's
-folds, noise of sd 0.0047 gives about 0.948; over all 440 at once, 0.931).
+folds, noise of sd 0.0047 gives about 0.947; over all 440 at once, 0.931).
 """
 from __future__ import annotations
 

@@ -54,9 +54,11 @@ def dataset(workdir: Path, recipe: Path, out: str | Path, *args, ranks: int = 0)
     return workdir / out
 
 
-def recipe_variant(workdir: Path, name: str, base: Path = SMOKE, **changes) -> Path:
-    """A copy of a recipe with some `section__key` values changed."""
+def recipe_variant(workdir: Path, name: str, base: Path = SMOKE, recipe_name: str | None = None, **changes) -> Path:
+    """A copy of a recipe with some `section__key` values changed (and its name, where given)."""
     raw = yaml.safe_load(base.read_text())
+    if recipe_name is not None:
+        raw["name"] = recipe_name
     for dotted, value in changes.items():
         section, key = dotted.split("__")
         raw[section][key] = value

@@ -28,6 +28,13 @@ def greiner(rho: float) -> float:
     return 2 / np.pi * np.arcsin(rho)
 
 
+def two_seed_mean_ceiling() -> float:
+    """Target = mean of two runs, the observed means standing in for the truth: rho = sd(mean) /
+    sqrt(var(mean) + noise^2 / 2)."""
+    spread_of_means = SPREAD ** 2 + NOISE ** 2 / 2
+    return greiner(np.sqrt(spread_of_means / (spread_of_means + NOISE ** 2 / 2)))
+
+
 def test_seed_to_seed_tau_is_scipys_and_matches_the_noise():
     tables = synthetic()
     found = ceiling.noise_ceiling(tables, draws=200)
@@ -39,12 +46,8 @@ def test_seed_to_seed_tau_is_scipys_and_matches_the_noise():
 
 
 def test_ceiling_tau_is_the_normal_theory_value_for_a_two_seed_mean():
-    """Target = mean of two runs, the observed means standing in for the truth: rho = sd(mean) /
-    sqrt(var(mean) + noise^2 / 2)."""
     found = ceiling.noise_ceiling(synthetic(), draws=200)
-    spread_of_means = SPREAD ** 2 + NOISE ** 2 / 2
-    assert found["ceiling_tau"] == pytest.approx(greiner(np.sqrt(spread_of_means / (spread_of_means + NOISE ** 2 / 2))),
-                                                 abs=0.02)
+    assert found["ceiling_tau"] == pytest.approx(two_seed_mean_ceiling(), abs=0.02)
     assert found["ceiling_tau_low"] < found["ceiling_tau"] < found["ceiling_tau_high"]
     assert found["ceiling_tau"] > found["seed_to_seed_tau"]
 
@@ -70,11 +73,9 @@ def random_folds(tables: Tables, folds=30, size=40, seed=1) -> list[np.ndarray]:
 def test_on_random_folds_the_ceiling_is_the_whole_sets():
     """Kendall's tau is a U-statistic: on random subsets it is unbiased for the whole set's."""
     tables = synthetic()
-    spread_of_means = SPREAD ** 2 + NOISE ** 2 / 2
     found = ceiling.noise_ceiling(tables, random_folds(tables), draws=50)
     assert found["folds"] == 30
-    assert found["ceiling_tau"] == pytest.approx(greiner(np.sqrt(spread_of_means / (spread_of_means + NOISE ** 2 / 2))),
-                                                 abs=0.02)
+    assert found["ceiling_tau"] == pytest.approx(two_seed_mean_ceiling(), abs=0.02)
 
 
 def test_folds_stratified_by_accuracy_raise_the_ceiling():

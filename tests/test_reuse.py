@@ -6,25 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from naap.cli import main
 from naap.recipe import load_recipe
 from naap.reuse import open_source
 from naap.tables import EPOCHS_SCHEMA, read_parquet, read_provenance, write_parquet
 from tests.conftest import REPO
-from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, snapshot
-
-
-def variant(folder: Path, name: str, base: Path = SMOKE, **sections) -> Path:
-    """A copy of a recipe with a new name and some keys of its sections replaced."""
-    raw = yaml.safe_load(base.read_text())
-    raw["name"] = Path(name).stem
-    for section, values in sections.items():
-        raw[section].update(values)
-    path = folder / name
-    path.write_text(yaml.safe_dump(raw))
-    return path
+from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, recipe_variant, snapshot
 
 
 def made_from(folder: Path, recipe: Path) -> Path:
@@ -48,8 +36,8 @@ def base(workdir) -> Path:
 @pytest.fixture(scope="module")
 def more_seeds(workdir) -> Path:
     """smoke with 2 of its architectures trained with a third seed: 10 runs, 8 of them base's."""
-    return variant(workdir, "smoke-seeds.yaml", training={"extra_seeds": {"seeds": [5], "architectures": 2,
-                                                                          "sample_seed": 0}})
+    return recipe_variant(workdir, "smoke-seeds.yaml", recipe_name="smoke-seeds",
+                          training__extra_seeds={"seeds": [5], "architectures": 2, "sample_seed": 0})
 
 
 def test_reused_runs_are_copied_the_rest_trained_and_the_data_is_a_fresh_runs(workdir, base, more_seeds):
@@ -72,10 +60,10 @@ def test_estimate_counts_only_the_runs_left_and_writes_nothing(workdir, base, mo
 
 
 def test_a_recipe_trained_otherwise_is_refused(tmp_path, capsys):
-    longer = made_from(tmp_path / "longer", variant(tmp_path, "longer.yaml", training={"epochs": 3}))
-    other_sample = made_from(tmp_path / "sample", variant(tmp_path, "sample.yaml", search_space={
-        "generator": {"mode": "sample", "count": 4, "seed": 1}}))
-    moved = made_from(tmp_path / "moved", variant(tmp_path, "moved.yaml", dataset={"root": "elsewhere"}))
+    longer = made_from(tmp_path / "longer", recipe_variant(tmp_path, "longer.yaml", training__epochs=3))
+    other_sample = made_from(tmp_path / "sample", recipe_variant(tmp_path, "sample.yaml", search_space__generator={
+        "mode": "sample", "count": 4, "seed": 1}))
+    moved = made_from(tmp_path / "moved", recipe_variant(tmp_path, "moved.yaml", dataset__root="elsewhere"))
     for other, differ in ((longer, "training differ"), (other_sample, "search_space differ"),
                           (moved, "dataset differ")):
         assert main(["dataset", str(SMOKE), "--out", str(tmp_path / "out"), "--reuse", str(other)]) == 2
@@ -86,8 +74,8 @@ def test_a_recipe_trained_otherwise_is_refused(tmp_path, capsys):
 
 def test_cifar10_is_the_same_data_wherever_its_root(tmp_path):
     """Its files are md5-checked: a rebuild on another cluster may reuse NAAP-440's runs."""
-    other = made_from(tmp_path / "naap440", variant(tmp_path, "naap440.yaml", REPO / "recipes" / "naap440.yaml",
-                                                    dataset={"root": "/cluster/cifar10"}))
+    other = made_from(tmp_path / "naap440", recipe_variant(tmp_path, "naap440.yaml", REPO / "recipes" / "naap440.yaml",
+                                                           dataset__root="/cluster/cifar10"))
     assert open_source(other, load_recipe(REPO / "recipes" / "naap440-seeds.yaml"), None).root == other
 
 
