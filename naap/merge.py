@@ -89,7 +89,7 @@ def write_proxies(ws: Workspace, plan: Plan, records) -> None:
         seed=recipe.training.main_seed, batch_size=images,
         shape={key: dataset[key] for key in ("in_channels", "input_size", "num_classes")},
         data=provenance.training_images(images, recipe.name, dataset["name"]) + ", at initialisation by naap dataset",
-        data_free=False, torch=first["versions"]["torch"])
+        data_free=False, torch=first["versions"]["torch"], hardware=first["settings"].get("hardware"))
     write_parquet(table, ws.root / PROXIES_FILE, PROXIES_SCHEMA, about)
 
 

@@ -86,11 +86,13 @@ def rebuilt(*, recipe_name: str, recipe_file: str, recipe_contents: dict, archit
     }
 
 
-def proxies(*, seed: int | str, batch_size: int, shape: dict, data: str, data_free: bool, torch: str) -> dict:
+def proxies(*, seed: int | str, batch_size: int, shape: dict, data: str, data_free: bool, torch: str,
+            hardware: dict | None) -> dict:
     """The provenance of a proxies.parquet (naap.proxies), from `naap proxies` or a rebuild;
-    shape: in_channels, input_size, num_classes; torch: the version that computed them."""
+    shape: in_channels, input_size, num_classes; torch: the version that computed them;
+    hardware: the CPU they were computed on (naap.settings.cpu_record), where known."""
     return {"seed": seed, "batch_size": batch_size, "device": "cpu", "threads": 1, **shape,
-            "data": data, "data_free": data_free, "torch": torch,
+            "data": data, "data_free": data_free, "torch": torch, "hardware": hardware,
             "definitions": "see naap/proxies.py (synflow: all-ones input; zen: Gaussian input, N(0, 1) weights; "
                            "snip, grad_norm, jacob_cov, naswot: one batch)"}
 

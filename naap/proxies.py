@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from naap import provenance
+from naap import provenance, settings
 from naap.errors import NaapError
 from naap.features import PROXIES, PROXIES_FILE, PROXIES_SCHEMA
 
@@ -196,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
         images, labels = data.train_x[:args.batch_size], data.train_y[:args.batch_size]
         data = provenance.training_images(len(images), recipe.name, recipe.dataset.name)
     about = provenance.proxies(seed=args.seed, batch_size=args.batch_size, shape=shape, data=data,
-                               data_free=bool(args.data_free), torch=torch.__version__)
+                               data_free=bool(args.data_free), torch=torch.__version__,
+                               hardware=settings.cpu_record())
     table = proxy_table(tables.architectures, images, labels, progress=not args.quiet, seed=args.seed,
                         batch_size=args.batch_size, **shape)
     write_parquet(table, data_dir / PROXIES_FILE, PROXIES_SCHEMA, about)

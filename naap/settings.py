@@ -7,8 +7,10 @@ docs/exactness.md says what they guarantee.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import re
 import threading
 
 import torch
@@ -115,15 +117,36 @@ def describe(device: torch.device | str = "cpu") -> dict:
         "eval_batch": EVAL_BATCH,
         "versions": {"torch": str(torch.__version__), "cuda": torch.version.cuda,
                      "cudnn": backends.cudnn.version() if backends.cudnn.is_available() else None},
-        "hardware": {"device": _device_name(device), "cpu": _cpu_model(),
-                     "cpu_capability": backends.cpu.get_cpu_capability()},
+        "hardware": {"device": _device_name(device), **cpu_record()},
     }
+
+
+def cpu_record() -> dict:
+    """The CPU as far as it decides the last bits of a CPU computation: its model, the kernels
+    PyTorch dispatches to on it (its capability), a hash of its instruction-set flags (two CPUs
+    of one capability can still differ, and the BLAS picks its kernels by them) and the BLAS."""
+    return {"cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_flags": _cpu_flags(), "blas": _blas()}
 
 
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
+
+
+def _cpu_flags() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1] for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    return None if flags is None else hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:16]
+
+
+def _blas() -> str | None:
+    found = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    return found.group(1) if found else None
 
 
 def _cpu_model() -> str:

@@ -9,13 +9,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from naap import cli, features, proxies  # noqa: E402
+from naap import cli, features, proxies, settings  # noqa: E402
 from naap.network import build_network  # noqa: E402
 from naap.space import scheme_from_dicts  # noqa: E402
 from naap.tables import load_tables, read_provenance, write_dataset  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 DATA = REPO / "data" / "naap440"
+# How far proxies computed on another CPU or PyTorch may be from ours (docs/exactness.md).
+PROXIES_ELSEWHERE = 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def scheme(architectures, arch_id):
 
 
 @pytest.mark.parametrize("arch_id", [1, 137, 440])
-def test_the_stored_proxies_are_recomputed_exactly(architectures, arch_id):
+def test_the_stored_proxies_are_recomputed(architectures, arch_id):
     if not (DATA / features.PROXIES_FILE).exists():
         pytest.skip(f"{DATA / features.PROXIES_FILE} is absent")
     stored, provenance = features.load_proxies(DATA)
@@ -38,10 +40,10 @@ def test_the_stored_proxies_are_recomputed_exactly(architectures, arch_id):
     row = stored.set_index("arch_id").loc[arch_id]
     computed = proxies.compute_proxies(scheme(architectures, arch_id), seed=provenance["seed"],
                                        batch_size=provenance["batch_size"])
-    if provenance["torch"] == torch.__version__:
+    if provenance["torch"] == torch.__version__ and provenance.get("hardware") == settings.cpu_record():
         assert computed == row.to_dict()
-    else:  # another PyTorch may order its sums differently
-        assert computed == pytest.approx(row.to_dict(), rel=1e-5)
+    else:  # another PyTorch, CPU or BLAS may order its sums differently (AVX2 against AVX-512: jacob_cov 1e-9)
+        assert computed == pytest.approx(row.to_dict(), rel=PROXIES_ELSEWHERE)
 
 
 def test_synflow_is_the_number_of_weight_layers_times_the_output(architectures):
