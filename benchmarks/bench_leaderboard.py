@@ -13,8 +13,8 @@ import time
 
 import pandas as pd
 
-from naap import features, predictors, protocols
-from naap.tables import load_tables
+from naap.board import features, predictors, protocols
+from naap.bench.tables import load_tables
 
 
 def timed(frame, **options):
@@ -26,8 +26,8 @@ def timed(frame, **options):
 
 def main(data_dir: str = "data/naap440") -> None:
     frame = features.wide_frame(load_tables(data_dir))
-    plain_seconds, plain = timed(frame, jobs=1, reuse=False)
-    fast_seconds, fast = timed(frame, jobs=-1, reuse=True)
+    plain_seconds, plain = timed(frame, jobs=1, share_fits=False)
+    fast_seconds, fast = timed(frame, jobs=-1, share_fits=True)
     same = fast.drop(columns="fit_seconds").equals(plain.drop(columns="fit_seconds"))
     print(f"paper protocol, {len(plain)} results on {os.cpu_count()} cores")
     print(f"plain (one after another, no reuse): {plain_seconds:7.1f} s")

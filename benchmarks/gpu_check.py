@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from naap.recipe import load_recipe
-from naap.tables import load_tables, read_provenance
+from naap.rebuild.recipe import load_recipe
+from naap.bench.tables import load_tables
+from naap._io import read_provenance
 
 SMOKE = Path(__file__).resolve().parents[1] / "recipes" / "smoke.yaml"
 TRAININGS_PER_DEVICE = (1, 4)

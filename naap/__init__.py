@@ -8,30 +8,17 @@ and rank accuracy predictors on it.
 
 docs/library.md describes the API, docs/benchmark.md the benchmark and the units of every column.
 """
-import importlib
+from naap._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# Public name -> the module that defines it. Imported on first use, so that `import naap` stays
-# light: the tables pull in pandas and pyarrow, training PyTorch, plots matplotlib.
+# The names users reach from `naap`; naap.bench, naap.rebuild and naap.board export their own.
 _EXPORTS = {
-    "load": "naap.bench", "Benchmark": "naap.bench",
-    "Arch": "naap.arch", "InvalidArchitecture": "naap.arch", "UnknownArchitecture": "naap.arch",
-    "NaapError": "naap.errors",
-    "load_tables": "naap.tables", "load_wide": "naap.tables",
-    "Objective": "naap.search",
+    "load": "naap.bench.query:load", "Benchmark": "naap.bench.query:Benchmark",
+    "Arch": "naap.bench.arch:Arch", "InvalidArchitecture": "naap.bench.arch:InvalidArchitecture",
+    "UnknownArchitecture": "naap.bench.arch:UnknownArchitecture", "NaapError": "naap.errors:NaapError",
+    "load_tables": "naap.bench.tables:load_tables", "load_wide": "naap.bench.tables:load_wide",
+    "Objective": "naap.bench.search:Objective", "search": "naap.bench.search", "plot": "naap.bench.plot",
 }
-_SUBMODULES = ("search", "plot")
-__all__ = [*_EXPORTS, *_SUBMODULES, "__version__"]
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"naap.{name}")
-    raise AttributeError(f"module 'naap' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__all__ = [*_EXPORTS, "__version__"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,6 +1,6 @@
 """Helpers of the `naap dataset` tests: start real processes as a user would, compare their tables.
 
-The environment is the user's, less OMP_NUM_THREADS and MKL_NUM_THREADS: naap.settings fixes
+The environment is the user's, less OMP_NUM_THREADS and MKL_NUM_THREADS: naap.rebuild.settings fixes
 the threads itself, and a test must not hide what happens without them.
 """
 import os
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from naap.tables import load_tables
+from naap.bench.tables import load_tables
 from tests.conftest import REPO
 
 SMOKE = REPO / "recipes" / "smoke.yaml"

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import naap  # noqa: E402
-from naap import search  # noqa: E402
+from naap.bench import search  # noqa: E402
 
 METHODS = {
     "random search (90 epochs each)": search.random_search,

@@ -1,0 +1,95 @@
+"""`naap leaderboard` (naap.cli.leaderboard): rank accuracy predictors on a dataset directory and publish the results."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from naap._io import read_provenance
+from naap.bench.tables import PROXIES_FILE, load_proxies, load_tables
+from naap.board import ceiling, features, predictors, protocols, report
+from naap.board.page import build_page
+from naap.board.report import MARKER
+from naap.board.summary import summarise
+from naap.errors import NaapError
+from naap.resources import NAAP440, shipped
+
+PROXY_SETS = ("proxies", "arch-proxies")
+
+
+def check_out(out: Path) -> None:
+    """--out must be new, empty, or a folder naap leaderboard wrote before (it holds the marker)."""
+    if out.exists() and not out.is_dir():
+        raise NaapError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise NaapError(f"--out {out}: not empty and not written by naap leaderboard (no {MARKER} in it); "
+                        "give a new or empty folder")
+
+
+def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str]) -> int:
+    """Rank the predictors that `args` (naap.cli.leaderboard) select and write the board into args.out."""
+    out = Path(args.out)
+    check_out(out)
+    chosen = predictors.select_predictors(args.predictor_set, args.predictor)
+    data_dir = shipped(NAAP440) if args.data_dir is None else Path(args.data_dir)
+    source = str(data_dir)
+    tables = load_tables(data_dir)
+    dataset_provenance = read_provenance(data_dir / "architectures.parquet")
+    proxies = load_proxies(data_dir)
+    notices = []
+    if proxies is None:
+        asked = [p.name for p in chosen if p.features in PROXY_SETS and p.name in args.predictor]
+        if asked:
+            raise NaapError(f"{source}: predictor '{asked[0]}' reads the zero-cost proxies and {source} has no "
+                            f"{PROXIES_FILE} (write it with `naap proxies {source} --data-free`)")
+        left_out = [p.name for p in chosen if p.features in PROXY_SETS]
+        chosen = [p for p in chosen if p.features not in PROXY_SETS]
+        if left_out:
+            notices.append(f"No zero-cost proxies in {source} (`naap proxies {source} --data-free` writes them): "
+                           f"left out {', '.join(left_out)}.")
+        if not chosen:
+            raise NaapError(f"{source}: every predictor selected reads the zero-cost proxies, which it does not have")
+    frame = features.wide_frame(tables, None if proxies is None else proxies[0], source)
+    frame, excluded = features.complete_curves(frame)
+    diverged = int(tables.architectures["diverged"].sum())
+    if excluded:
+        notices.append(f"Left out {len(excluded)} architecture(s) whose run finished no epoch (diverged in epoch 1): "
+                       f"ModelId {', '.join(map(str, excluded[:10]))}{' ...' if len(excluded) > 10 else ''}.")
+    if diverged:
+        notices.append(f"{diverged} architecture(s) diverged in training: their curves are carried forward from "
+                       "their last finished epoch; their target is the dataset's max_accuracy (best finished epoch).")
+    if len(frame) < 2:
+        raise NaapError(f"{source}: {len(frame)} architecture(s) with a finished epoch: nothing to rank")
+    outcome = protocols.run_protocols(frame, chosen, budgets, chosen_protocols, repeats=args.cv_repeats,
+                                      jobs=args.jobs, progress=not args.quiet, source=source)
+    notices += outcome.notices
+    for (protocol, predictor), rows in outcome.skipped.groupby(["protocol", "predictor"], sort=False):
+        notices.append(f"Skipped {predictor} under {protocol} at budget(s) "
+                       f"{', '.join(map(str, sorted(rows['budget'])))}: {rows['reason'].iloc[0]}.")
+    if outcome.results.empty:
+        raise NaapError(f"{source}: no predictor could be fitted ({notices[-1] if notices else 'no fits'})")
+    for line in notices:
+        print(f"naap: note: {line}", file=sys.stderr)
+    summary = summarise(outcome.results)
+    folds = (protocols.cv_test_folds(frame, args.cv_repeats) if "cv" in chosen_protocols
+             else [frame["ModelId"].to_numpy()])
+    estimate = ceiling.noise_ceiling(tables, folds)
+    line = ceiling.describe(estimate, None if estimate else ceiling.reference_ceilings(tables, folds), len(folds))
+    command = shlex.join(["naap", "leaderboard", str(data_dir), "--out", str(args.out), "--protocol",
+                          ",".join(chosen_protocols), "--budgets", ",".join(map(str, budgets)),
+                          "--predictor-set", args.predictor_set,
+                          *[part for spec in args.predictor for part in ("--predictor", spec)],
+                          "--cv-repeats", str(args.cv_repeats)])
+    provenance = {"dataset": source, "dataset_provenance": dataset_provenance,
+                  "proxies_provenance": None if proxies is None else proxies[1],
+                  "budgets": budgets, "protocols": chosen_protocols, "cv_repeats": args.cv_repeats,
+                  "predictors": [p.name for p in chosen], "excluded_architectures": excluded, "notices": notices}
+    page = build_page(outcome.results, outcome.predictions, summary, chosen, command, notices, line,
+                             None if proxies is None else proxies[1], features.recorded_epochs(frame))
+    written = report.write_leaderboard(out, outcome.results, outcome.predictions, summary, page, provenance)
+    for text in page.headline:
+        print(text.replace("**", ""))
+    print(f"wrote {len(written)} files to {args.out}/")
+    return 0
+

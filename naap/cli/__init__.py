@@ -1,0 +1,61 @@
+"""The `naap` command line. Each command has its module in naap.cli (argument parsing and printing;
+the work is done by naap.bench, naap.rebuild and naap.board), which registers it through
+`add_command(subparsers)` and sets `run=callable(args) -> int`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+
+from naap._signals import Terminated, interrupt_exit_code, raise_interrupt, signals_held
+from naap.errors import NaapError
+
+# Each command: the module that registers it, and its line in `naap --help`. Only the chosen
+# command's module is imported (`naap info` does not pay for PyTorch), and `naap --help` imports
+# none; tests/cli/test_cli_help.py checks that these lines are the ones the modules register.
+COMMANDS = {
+    "schemes": ("naap.cli.inspect", "list a recipe's architectures"),
+    "info": ("naap.cli.inspect", "summarise a dataset directory"),
+    "import-release": ("naap.cli.release", "turn the published CSV + schemes JSON into Parquet"),
+    "export-csv": ("naap.cli.release", "write a dataset in the published CSV layout"),
+    "dataset": ("naap.cli.dataset", "train every architecture of a recipe into a Parquet dataset (resumable, torchrun-ready)"),
+    "merge": ("naap.cli.merge", "merge the parts of a dataset folder built with --shard into its tables"),
+    "leaderboard": ("naap.cli.leaderboard", "rank accuracy predictors (cross-validation, the paper's protocol, extrapolation)"),
+    "predictors": ("naap.cli.predictors", "list the registered accuracy predictors"),
+    "plot": ("naap.cli.plot", "draw learning curves of architectures to a PNG"),
+    "proxies": ("naap.cli.proxies", "compute zero-cost proxies of a dataset's architectures into DIR/proxies.parquet"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="naap", description="Rebuild the NAAP-440 benchmark and rank accuracy predictors on it.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if command in COMMANDS:
+        importlib.import_module(COMMANDS[command][0]).add_command(subparsers)
+    else:  # `naap --help` or an unknown command: list them all, importing none
+        for name, (_, line) in COMMANDS.items():
+            subparsers.add_parser(name, help=line)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        with signals_held():
+            parser = build_parser(argv[0] if argv else None)
+        args = parser.parse_args(argv)
+        return int(args.run(args) or 0)
+    except NaapError as exc:
+        print(f"naap: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
+    except KeyboardInterrupt as interrupt:  # a command may say what it kept, in the exception's message
+        name = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
+        print(f"naap: interrupted ({name}){f': {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
+        return interrupt_exit_code(interrupt)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,76 @@
+"""`naap leaderboard`: rank accuracy predictors on a dataset directory and publish the results."""
+from __future__ import annotations
+
+import argparse
+
+from naap.errors import NaapError
+
+DEFAULT_BUDGETS = "0,3,6,9"
+DEFAULT_PROTOCOLS = "paper,cv,extrapolation"
+
+
+def _integers(text: str, what: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise NaapError(f"--{what} '{text}': expected comma-separated integers, e.g. {DEFAULT_BUDGETS}") from None
+    if not values:
+        raise NaapError(f"--{what} '{text}': empty")
+    return sorted(set(values))
+
+
+def _protocols(text: str) -> list[str]:
+    # naap.board.protocols loads scikit-learn: only when the command runs, not for its --help
+    from naap.board.protocols import EXTRAPOLATION, PROTOCOLS
+
+    chosen = []
+    for name in (p.strip() for p in text.split(",") if p.strip()):
+        expanded = EXTRAPOLATION if name == "extrapolation" else (name,)
+        unknown = [p for p in expanded if p not in PROTOCOLS]
+        if unknown:
+            raise NaapError(f"--protocol '{text}': unknown protocol '{unknown[0]}' "
+                            f"(known: {', '.join(PROTOCOLS)}, extrapolation = both extrapolation protocols)")
+        chosen += expanded
+    if not chosen:
+        raise NaapError(f"--protocol '{text}': empty")
+    return list(dict.fromkeys(chosen))
+
+
+def add_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard", help="rank accuracy predictors (cross-validation, the paper's protocol, extrapolation)",
+        description=__doc__ + " Writes results.parquet, summary.parquet/.csv, README.md, index.html and figures "
+                              "into --out: a new or empty folder, or one it wrote before.")
+    parser.add_argument("data_dir", nargs="?", metavar="DATA_DIR",
+                        help="dataset directory in the project's Parquet layout (default: the NAAP-440 shipped "
+                             "with naap, data/naap440)")
+    parser.add_argument("--out", default="leaderboard", help="output directory (default: leaderboard)")
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOLS,
+                        help="comma-separated: paper, cv, extrapolation-size, extrapolation-accuracy; extrapolation "
+                             f"= both of those (default: {DEFAULT_PROTOCOLS})")
+    parser.add_argument("--budgets", default=DEFAULT_BUDGETS,
+                        help="epochs of training the predictors see, comma-separated, each below the epochs "
+                             f"recorded (default: {DEFAULT_BUDGETS})")
+    parser.add_argument("--predictor-set", default="all", choices=("all", "paper", "none"),
+                        help="all: every registered predictor and installed plug-ins; paper: the 24 regressors "
+                             "of the paper; none: only those given with --predictor (default: all)")
+    parser.add_argument("--predictor", action="append", default=[], metavar="NAME|package.module:factory",
+                        help="add a registered predictor by name, or a plug-in factory (repeatable)")
+    parser.add_argument("--cv-repeats", type=int, default=2,
+                        help="repeats of the k-fold split (default: 2, i.e. 22 folds of 40 on NAAP-440)")
+    parser.add_argument("--jobs", type=int, default=-1, help="parallel processes (default: all cores)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    budgets = _integers(args.budgets, "budgets")
+    chosen_protocols = _protocols(args.protocol)
+    if args.cv_repeats < 1:
+        raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1")
+    if args.jobs == 0:
+        raise NaapError("--jobs 0: give a number of processes, or -1 for all cores")
+    # scikit-learn, joblib and matplotlib load here, not when `naap leaderboard --help` builds the parser
+    from naap.board import leaderboard
+
+    return leaderboard.run(args, budgets, chosen_protocols)

@@ -1,0 +1,38 @@
+"""DATASET.md of a rebuilt dataset: what was built, how, on what, in how long."""
+from __future__ import annotations
+
+from naap.bench.tables import Tables
+from naap.rebuild.jobs import Plan
+
+
+def dataset_card(tables: Tables, plan: Plan, about: dict) -> str:
+    a, p, d, recipe = tables.architectures, about, about["dataset"], plan.recipe
+    limited = (f"\n\nA --limit try: the first {p['limit']} of the recipe's {plan.recipe_architectures} architectures "
+               f"(a full run of the recipe replaces these tables)." if p["limit"] else "")
+    shards = f", shards {', '.join(p['shards'])}" if p["shards"] else ""
+    return f"""# {recipe.name}
+
+Rebuilt with `naap dataset {recipe.path.name}` (naap {p['versions']['naap']}, torch {p['versions']['torch']})
+on {', '.join(p['devices'])};
+strategy {', '.join(p['strategies'])}, {', '.join(map(str, p['world_sizes']))} process(es){shards},
+{', '.join(map(str, p['trainings_per_device']))} training(s) at once per device,
+{', '.join(map(str, p['threads_per_training']))} CPU thread(s) per training.{limited}
+
+- {len(a)} architectures ({int(a['is_test'].sum())} test items), {len(p['seeds'])} seed(s),
+  {recipe.training.epochs} epochs per run, {len(tables.epochs)} epoch rows, {len(p['diverged'])} diverged run(s)
+- max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f} (mean over seeds of each run's best)
+- data: {d['name']}, {d['train_size']} training and {d['test_size']} test images
+  of {d['in_channels']}x{d['input_size']}x{d['input_size']}
+- wall time {duration(p['wall_seconds'])} ({p['started']} to {p['finished']}),
+  {duration(p['train_seconds'])} of training summed over devices
+
+recipe.yaml is the recipe it was built from, parts/ the single runs; proxies.parquet holds the
+zero-cost proxies of each architecture's network at initialisation (naap/rebuild/proxies.py), on the
+recipe's first training images.
+"""
+
+
+def duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"

@@ -1,0 +1,193 @@
+"""The output folder of `naap dataset` (DIR): its files, and the rules that keep them safe.
+
+    recipe.yaml             the recipe DIR is built from; a different one is refused
+    parts/<job>.parquet     one finished (architecture, seed): its epoch rows, and its run record
+                            (naap.rebuild.provenance.run_record) in the Parquet metadata
+    checkpoints/<job>.pt    the last saved epoch of a job being trained
+    locks/<job>.lock        flock claims of separate runs on one host (naap.rebuild.claims says when)
+    architectures.parquet, epochs.parquet, DATASET.md   the merged tables and their card
+
+The rules: naap writes only inside DIR, and only into a DIR it made (one holding recipe.yaml)
+or a new or empty one; a symbolic link among DIR's files or folders is refused, never
+followed; every write is atomic (naap._io.atomic_write: a temporary file renamed over the target;
+a full disk is one line naming the file). A part is written once and never
+replaced; a job whose part is in is never trained again.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from naap._io import atomic_write, read_parquet, read_provenance, write_parquet
+from naap.bench.tables import EPOCHS_SCHEMA
+from naap.errors import NaapError
+from naap.rebuild.jobs import Job
+from naap.rebuild.recipe import Recipe, load_recipe
+
+# The recipe keys that determine the data: a DIR refuses a recipe that differs in any of them.
+DATA_KEYS = ("name", "search_space", "dataset", "training", "split")
+FOLDERS = ("parts", "checkpoints", "locks")
+MERGED = ("architectures.parquet", "epochs.parquet", "DATASET.md")
+# flock fails with these on filesystems that do not support it (Lustre without -o flock, some NFS setups).
+NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+
+
+class Workspace:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.recipe_copy = self.root / "recipe.yaml"
+
+    def part(self, job: Job) -> Path:
+        return self.root / "parts" / f"{job.name}.parquet"
+
+    def checkpoint(self, job: Job) -> Path:
+        return self.root / "checkpoints" / f"{job.name}.pt"
+
+    def lock(self, job: Job) -> Path:
+        return self.root / "locks" / f"{job.name}.lock"
+
+    def parts_in(self, jobs: list[Job]) -> list[Job]:
+        return [job for job in jobs if self.part(job).exists()]
+
+    # --- checks, before anything is written -----------------------------------
+
+    def check(self) -> None:
+        """Refuse an --out that is a file, and symbolic links anywhere in DIR."""
+        if self.root.exists() and not self.root.is_dir():
+            raise NaapError(f"{self.root}: --out: a file, not a folder")
+        if not self.root.is_dir():
+            return
+        inside = [self.root / name for name in ("recipe.yaml", *MERGED, *FOLDERS)]
+        inside += [p for folder in FOLDERS if (self.root / folder).is_dir() and not (self.root / folder).is_symlink()
+                   for p in (self.root / folder).iterdir()]
+        for path in inside:
+            if path.is_symlink():
+                raise NaapError(f"{path}: a symbolic link; naap writes only inside --out and never follows "
+                                f"links there (replace it with a plain file or folder)")
+
+    def check_writable(self) -> None:
+        """DIR (or, for a new DIR, the folder it goes into) and its folders must be writable."""
+        existing = [p for p in (self.root, *(self.root / f for f in FOLDERS)) if p.is_dir()]
+        if not existing:
+            parent = next(p for p in self.root.absolute().parents if p.exists())
+            existing = [parent]
+        for folder in existing:
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise NaapError(f"{folder}: --out: not writable (read-only folder or filesystem)")
+
+    def check_recipe(self, recipe: Recipe) -> None:
+        """Refuse a DIR made from a recipe that differs from `recipe` in what makes the data."""
+        kept = load_recipe(self.recipe_copy)
+        differ = [key for key in DATA_KEYS if kept.raw.get(key) != recipe.raw.get(key)]
+        if differ:
+            raise NaapError(f"{self.recipe_copy}: {self.root} was made from another recipe "
+                            f"({', '.join(differ)} differ from {recipe.path}); use another --out")
+
+    def adopt(self, recipe: Recipe) -> None:
+        """Keep a copy of the recipe in a new DIR; refuse a DIR made from another recipe."""
+        if not self.recipe_copy.exists():
+            # recipe.yaml itself may appear meanwhile: another run may be starting on DIR too
+            if self.root.is_dir() and any(not p.name.startswith(".") and p != self.recipe_copy
+                                          for p in self.root.iterdir()):
+                raise NaapError(f"{self.root}: not empty and not made by `naap dataset` (no recipe.yaml); "
+                                f"choose another --out")
+            # Linked in, never renamed over: of runs starting at once, the first one's recipe is kept
+            # and the others are checked against it.
+            mine = self.root / f".recipe.{uuid.uuid4().hex}.yaml"
+            atomic_write(mine, lambda tmp: shutil.copyfile(recipe.path, tmp))
+            try:
+                os.link(mine, self.recipe_copy)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise NaapError(f"{self.recipe_copy}: cannot write it ({exc.strerror or exc})") from None
+            finally:
+                mine.unlink()
+        self.check_recipe(recipe)
+
+    # --- parts ----------------------------------------------------------------
+
+    def write_part(self, job: Job, epochs: list, record: dict) -> None:
+        """The epoch rows of a finished job (dataclass rows of naap.rebuild.train.EpochMetrics), with its record."""
+        rows = pd.DataFrame([asdict(e) for e in epochs], columns=EPOCHS_SCHEMA.names[2:])
+        rows.insert(0, "arch_id", job.arch_id)
+        rows.insert(1, "seed", job.seed)
+        write_parquet(rows, self.part(job), EPOCHS_SCHEMA, provenance=record)
+        self.checkpoint(job).unlink(missing_ok=True)
+
+    def read_part(self, job: Job) -> tuple[pd.DataFrame, dict]:
+        return read_parquet(self.part(job), EPOCHS_SCHEMA), read_provenance(self.part(job))
+
+    # --- locks ----------------------------------------------------------------
+
+    @contextmanager
+    def locked(self, path: Path) -> Iterator[bool]:
+        """Hold an flock on `path` (created if missing, never through a link) while inside;
+        False (not held) if another process holds it."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise NaapError(f"{path}: cannot write it ({exc.strerror or exc})") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = False
+            except OSError as exc:
+                if exc.errno in NO_FLOCK:
+                    raise NaapError(f"{path}: this filesystem does not support flock; run one `naap dataset` "
+                                    f"per folder, torchrun (claims through its store) or --shard") from None
+                raise
+            else:
+                held = True
+            yield held
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def merging(self) -> Iterator[None]:
+        """Hold recipe.yaml's flock (a file every DIR has, so a read-only DIR needs no new one):
+        one merge at a time on this host, and no tidying of a merge in progress. Where flock is
+        not supported, merges are not serialised (one process merges: rank 0, or `naap merge`)."""
+        fd = os.open(self.recipe_copy, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                if exc.errno not in NO_FLOCK:
+                    raise
+            yield
+        finally:
+            os.close(fd)
+
+    # --- tidying --------------------------------------------------------------
+
+    def tidy(self, jobs: list[Job]) -> None:
+        """Remove the checkpoints, locks and temporary files of `jobs` that are finished, and
+        the temporary files a kill during a merge left (call it inside `merging()`).
+
+        No process writes for a finished job any more: a claim always looks for the part first."""
+        for job in self.parts_in(jobs):
+            for path in (self.checkpoint(job), self.lock(job),
+                         *(self.root / "checkpoints").glob(f".{job.name}.*.tmp"),
+                         *(self.root / "parts").glob(f".{job.name}.*.tmp")):
+                path.unlink(missing_ok=True)
+        for name in MERGED:
+            for path in self.root.glob(f".{name}.*.tmp"):
+                path.unlink(missing_ok=True)
+        for folder in ("checkpoints", "locks"):
+            try:
+                (self.root / folder).rmdir()
+            except OSError:
+                pass  # not empty: jobs not finished yet
+
