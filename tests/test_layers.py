@@ -6,6 +6,8 @@ why (a heavy library loaded late). The checker is shown to fail on an upward imp
 added to the real sources.
 """
 import ast
+import subprocess
+import sys
 
 import pytest
 
@@ -132,3 +134,13 @@ def test_the_check_fails_on_a_breach_added_to_the_real_sources(module, added, br
     sources[module] += f"\n{added}\n"
     found = check(sources)
     assert any(breach in line for line in found), found
+
+
+def test_the_benchmark_loads_and_answers_without_pytorch_yaml_or_scikit_learn(tmp_path):
+    """naap.bench is the part a notebook or a search algorithm uses: from any folder, loading the
+    shipped NAAP-440 and querying it pulls in none of the builder's or the leaderboard's libraries."""
+    code = ("import sys, naap; bench = naap.load(); bench.query(None, epoch=9); bench.objective(budget=1e14); "
+            "print(' '.join(m for m in ('torch', 'yaml', 'sklearn', 'matplotlib', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == []
