@@ -268,3 +268,17 @@ def test_a_missing_or_unreadable_file_and_a_bad_spec_are_refused(capsys, monkeyp
         code, output = naap(capsys, "leaderboard", DATA, "--out", tmp_path / "b", *QUICK, "--predictions", spec)
         assert code == 2 and re.search(r"expected NAME=FILE|is taken by another predictor", output.err), output.err
     assert not (tmp_path / "b").exists()
+
+
+def test_the_documented_example_writes_predictions_the_board_ranks(capsys, tmp_path, monkeypatch, folds_file):
+    """docs/leaderboard.md's Python example, run as written on a folds file, then ranked."""
+    section = (REPO / "docs" / "leaderboard.md").read_text().split("## Ranking predictions made elsewhere", 1)[1]
+    [example] = re.findall(r"```python\n(.*?)```", section, re.S)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folds.parquet").write_bytes(folds_file.read_bytes())
+    exec(compile(example, "docs/leaderboard.md", "exec"), {})
+    code, output = naap(capsys, "leaderboard", DATA, "--out", "board", *QUICK, "--predictions",
+                        "extra trees=predictions.parquet")
+    assert code == 0, output.err
+    summary = pd.read_parquet(tmp_path / "board" / "summary.parquet").set_index(["protocol", "predictor", "budget"])
+    assert summary.loc[("cv", "extra trees", 3), "kendall_tau"] > 0.5  # a real model, not chance
