@@ -29,7 +29,6 @@ from naap.board.protocols import CV_SEED, PAPER_SEEDS, cv_splits, sort_by_accura
 from naap.errors import NaapError
 
 WRITER = "naap folds"  # the provenance's `written_by`: naap overwrites only a file saying this
-PROXY_SETS = ("proxies", "arch-proxies")
 KEY_FIELDS = [pa.field("protocol", pa.string(), nullable=False), pa.field("budget", pa.int16(), nullable=False),
               pa.field("seed", pa.int64(), nullable=False), pa.field("fold", pa.int32(), nullable=True),
               pa.field("arch_id", pa.int32(), nullable=False)]
@@ -47,7 +46,8 @@ class Split(NamedTuple):
 
 def splits(frame: pd.DataFrame, protocols, repeats: int) -> list[Split]:
     """Every split the protocols score (naap.board.protocols): a fixed split once per seed, each cv fold
-    with its seed CV_SEED + fold. `frame` is sorted by accuracy (sort_by_accuracy)."""
+    with its seed CV_SEED + fold. `frame` is sorted by accuracy (sort_by_accuracy). These are the
+    rows of protocols.fixed_split_fits and cv_fits (tests/board/test_folds.py's round trip holds them equal)."""
     listed = []
     for protocol in protocols:
         if protocol == "cv":
@@ -85,7 +85,7 @@ def feature_columns(frame: pd.DataFrame, budget: int, source: str) -> tuple[pd.D
     has_proxies = all(name in frame.columns for name in PROXIES)
     columns, sets = {}, {}
     for name in features.FEATURE_SETS:
-        if name in PROXY_SETS and not has_proxies:
+        if name in features.PROXY_SETS and not has_proxies:
             continue
         matrix = features.build_features(frame, name, budget, source)
         sets[name] = list(matrix.columns)

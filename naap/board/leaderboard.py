@@ -15,7 +15,7 @@ from naap.board.summary import summarise
 from naap.errors import NaapError
 from naap.resources import NAAP440, shipped
 
-PROXY_SETS = ("proxies", "arch-proxies")
+PROXY_SETS = features.PROXY_SETS
 
 
 def check_out(out: Path) -> None:

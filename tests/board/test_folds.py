@@ -97,8 +97,20 @@ def test_the_features_are_those_each_built_in_feature_set_reads_at_that_budget(f
                                           expected.loc[rows["arch_id"]].to_numpy())
         allowed = {c for name in sets for c in sets[name][str(budget)]}
         others = [c for c in folds.columns[7:] if c not in allowed]
-        assert "e1Accuracy" in others if budget == 0 else "e4Accuracy" not in folds.columns
+        assert ("e1Accuracy" in others) == (budget == 0)
         assert rows[others].isna().all().all() and not rows[sorted(allowed)].isna().any().any()
+
+
+def test_a_dataset_without_proxies_gives_the_other_sets(capsys, tmp_path):
+    data = tmp_path / "no-proxies"
+    data.mkdir()
+    for name in ("architectures.parquet", "epochs.parquet"):
+        (data / name).write_bytes((DATA / name).read_bytes())
+    out = tmp_path / "f.parquet"
+    assert naap(capsys, "folds", data, "--out", out, "--protocol", "paper", "--budgets", "0")[0] == 0
+    sets = read_provenance(out)["feature_sets"]
+    assert set(sets) == set(features.FEATURE_SETS) - set(features.PROXY_SETS)
+    assert "synflow" not in pq.read_schema(out).names and "NumParams" in pq.read_schema(out).names
 
 
 def test_the_schema_is_explicit(folds_file):
@@ -117,8 +129,11 @@ def test_an_out_it_did_not_write_is_refused_and_left_as_it_was(capsys, tmp_path,
         out.write_text("mine\n")
     code, output = naap(capsys, "folds", DATA, "--out", out, *SMALL)
     assert code == 2 and len(output.err.strip().splitlines()) == 1 and f"--out {out}" in output.err
-    assert out.is_dir() if name == "a-folder.parquet" else (out.read_text() == "mine\n" if out.exists() else True)
-    assert [p.name for p in tmp_path.iterdir()] == ([name] if name != "folds.csv" else [])
+    if name == "notes.parquet":
+        assert out.read_text() == "mine\n"
+    if name == "a-folder.parquet":
+        assert out.is_dir() and not any(out.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ([] if name == "folds.csv" else [name])
 
 
 def test_its_own_file_is_written_again(capsys, tmp_path):
