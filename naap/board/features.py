@@ -215,6 +215,7 @@ FEATURE_SETS = {"paper": paper_features, "curve": curve_features, "accuracy": ac
                 "arch": arch_features, "arch-curve": arch_curve_features, "proxies": proxy_features,
                 "arch-proxies": arch_proxy_features}
 BUDGET_FREE = frozenset({"arch", "proxies", "arch-proxies"})  # the same columns at every budget
+PROXY_SETS = ("proxies", "arch-proxies")  # the sets a dataset without DIR/proxies.parquet cannot give
 _SAME_AT_BUDGET_0 = {"arch-curve": "arch", "accuracy": "curve"}  # no curve yet: the same columns
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from naap._io import read_provenance
 from naap.bench.tables import PROXIES_FILE, load_proxies, load_tables
-from naap.board import ceiling, features, predictors, protocols, report
+from naap.board import ceiling, external, features, predictors, protocols, report
 from naap.board.page import build_page
 from naap.board.report import MARKER
 from naap.board.summary import summarise
 from naap.errors import NaapError
 from naap.resources import NAAP440, shipped
 
-PROXY_SETS = ("proxies", "arch-proxies")
+PROXY_SETS = features.PROXY_SETS
 
 
 def check_out(out: Path) -> None:
@@ -61,8 +61,12 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
                        "their last finished epoch; their target is the dataset's max_accuracy (best finished epoch).")
     if len(frame) < 2:
         raise NaapError(f"{source}: {len(frame)} architecture(s) with a finished epoch: nothing to rank")
+    outside, outside_results, outside_predictions = external.rank(
+        args.predictions, frame, budgets, chosen_protocols, args.cv_repeats, {p.name for p in chosen}, source)
     outcome = protocols.run_protocols(frame, chosen, budgets, chosen_protocols, repeats=args.cv_repeats,
                                       jobs=args.jobs, progress=not args.quiet, source=source)
+    outcome = external.with_external(outcome, outside_results, outside_predictions)
+    chosen = chosen + outside
     notices += outcome.notices
     for (protocol, predictor), rows in outcome.skipped.groupby(["protocol", "predictor"], sort=False):
         notices.append(f"Skipped {predictor} under {protocol} at budget(s) "
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
                           ",".join(chosen_protocols), "--budgets", ",".join(map(str, budgets)),
                           "--predictor-set", args.predictor_set,
                           *[part for spec in args.predictor for part in ("--predictor", spec)],
+                          *[part for spec in args.predictions for part in ("--predictions", spec)],
                           "--cv-repeats", str(args.cv_repeats)])
     provenance = {"dataset": source, "dataset_provenance": dataset_provenance,
                   "proxies_provenance": None if proxies is None else proxies[1],

@@ -22,6 +22,7 @@ COMMANDS = {
     "dataset": ("naap.cli.dataset", "train every architecture of a recipe into a Parquet dataset (resumable, torchrun-ready)"),
     "merge": ("naap.cli.merge", "merge the parts of a dataset folder built with --shard into its tables"),
     "leaderboard": ("naap.cli.leaderboard", "rank accuracy predictors (cross-validation, the paper's protocol, extrapolation)"),
+    "folds": ("naap.cli.folds", "write every protocol's splits and features to a Parquet file, to rank predictions made elsewhere"),
     "predictors": ("naap.cli.predictors", "list the registered accuracy predictors"),
     "plot": ("naap.cli.plot", "draw learning curves of architectures to a PNG"),
     "proxies": ("naap.cli.proxies", "compute zero-cost proxies of a dataset's architectures into DIR/proxies.parquet"),

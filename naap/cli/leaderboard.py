@@ -56,6 +56,9 @@ def add_command(subparsers) -> None:
                              "of the paper; none: only those given with --predictor (default: all)")
     parser.add_argument("--predictor", action="append", default=[], metavar="NAME|package.module:factory",
                         help="add a registered predictor by name, or a plug-in factory (repeatable)")
+    parser.add_argument("--predictions", action="append", default=[], metavar="NAME=FILE",
+                        help="rank predictions made outside naap (a Parquet file of the test rows of `naap folds`, "
+                             "see docs/leaderboard.md) as the predictor NAME (repeatable)")
     parser.add_argument("--cv-repeats", type=int, default=2,
                         help="repeats of the k-fold split (default: 2, i.e. 22 folds of 40 on NAAP-440)")
     parser.add_argument("--jobs", type=int, default=-1, help="parallel processes (default: all cores)")
