@@ -33,27 +33,22 @@ class AllocationWatch:
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.failures = self._failures()
-
-    def _failures(self) -> int:
-        if self.device.type != "cuda":
-            return 0
-        return int(torch.cuda.memory_stats(self.device).get("num_ooms", 0))
+        self.failures = int(torch.cuda.memory_stats(device).get("num_ooms", 0)) if device.type == "cuda" else 0
 
     def check(self) -> None:
         """Raise NaapError if an allocation failed since the last check; name a device short of headroom once."""
         if self.device.type != "cuda":
             return
-        failures = self._failures()
+        stats = torch.cuda.memory_stats(self.device)  # the allocator's counters, read on the host
+        failures = int(stats.get("num_ooms", 0))
         if failures != self.failures:
             raise NaapError(f"{self.device}: {failures - self.failures} CUDA allocation(s) failed during this epoch "
                             f"(torch.cuda.memory_stats num_ooms); cuDNN then silently runs other kernels, so the "
                             f"numbers may not be the recipe's: train fewer networks per device "
                             f"(--trainings-per-device) and resume")
-        self._name_low_memory()
+        self._name_low_memory(stats)
 
-    def _name_low_memory(self) -> None:
-        stats = torch.cuda.memory_stats(self.device)
+    def _name_low_memory(self, stats: dict) -> None:
         free, total = torch.cuda.mem_get_info(self.device)
         available = free + stats.get("reserved_bytes.all.current", 0) - stats.get("allocated_bytes.all.current", 0)
         needed = headroom_bytes(total)

@@ -36,7 +36,7 @@ DETERMINISTIC = True
 # Deterministic mode also fills every new tensor with NaN (a debugging aid costing 12 % of a
 # CPU step here); no kernel used by naap reads memory it did not write, so it is off.
 FILL_UNINITIALIZED_MEMORY = False
-# cuBLAS is deterministic only with a fixed workspace. CUBLAS_WORKSPACE_CONFIG (naap.cuda_env, set
+# cuBLAS is deterministic only with a fixed workspace. CUBLAS_WORKSPACE_CONFIG (naap._cuda_env, set
 # at `import naap`) is read once per process, when cuBLAS first starts; apply() also sets the size
 # through PyTorch's own setting where it exists: 8 buffers of 4096 KiB.
 CUBLAS_WORKSPACE_BYTES = 8 * 4096 * 1024
