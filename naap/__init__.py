@@ -8,7 +8,10 @@ and rank accuracy predictors on it.
 
 docs/library.md describes the API, docs/benchmark.md the benchmark and the units of every column.
 """
+from naap._cuda_env import set_defaults as _set_cuda_defaults
 from naap._lazy import lazy_exports
+
+_set_cuda_defaults()  # before any CUDA work a user may do after `import naap`
 
 __version__ = "0.1.0"
 

@@ -1,9 +1,9 @@
 """Image datasets by name, loaded once per process and kept on the device as tensors.
 
 Every dataset goes the same way: read the files into uint8 tensors (N, C, H, W),
-move them to the device once, normalise there as (x / 255 - mean) / std, the same
-float32 operations as torchvision's ToTensor + Normalize. Training then indexes
-these tensors directly: no per-image Python, no DataLoader.
+normalise them on the CPU with torchvision's own float32 operations (ToTensor, then
+Normalize: (x / 255 - mean) / std), and move them to the device once. Training then
+indexes these tensors directly: no per-image Python, no DataLoader.
 
 Names (recipe.DATASETS):
 - `cifar10`: torchvision's download of CIFAR-10, every file checked against its md5.
@@ -109,9 +109,24 @@ def _load(name, root, train_size, test_size, download, mean, std, device) -> Dev
         raw = _read_cifar10_folder(root / CIFAR10_FOLDER)
     train_x, train_y = _first(raw[:2], train_size, "train_size", root)
     test_x, test_y = _first(raw[2:], test_size, "test_size", root)
-    normalise = lambda x: x.to(device).float().div_(255).sub_(mean).div_(std)
-    return DeviceData(normalise(train_x), train_y.to(device), normalise(test_x), test_y.to(device),
+    normalise = lambda x: normalise_on_host(x, mean, std).to(device)
+    data = DeviceData(normalise(train_x), train_y.to(device), normalise(test_x), test_y.to(device),
                       name=name, in_channels=train_x.shape[1], input_size=train_x.shape[2], num_classes=CLASSES)
+    if torch.device(device).type == "cuda":  # the copies are done before any other stream reads the data
+        torch.cuda.current_stream(device).synchronize()
+    return data
+
+
+def normalise_on_host(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 images (N, C, H, W) as float32 on the CPU, by torchvision's own operations: ToTensor's
+    `x.to(float32).div(255)`, then Normalize's `sub_(mean).div_(std)` by per-channel float32 tensors.
+    Not on the device: CUDA divides by a CPU scalar as a multiplication by its reciprocal
+    (BinaryDivTrueKernel.cu), which gives another float32 for 126 of the 256 pixel values."""
+    x = images.to(torch.float32).div(255)
+    channels = x.shape[1]
+    means = torch.as_tensor([mean] * channels, dtype=torch.float32).view(-1, 1, 1)
+    stds = torch.as_tensor([std] * channels, dtype=torch.float32).view(-1, 1, 1)
+    return x.sub_(means).div_(stds)
 
 
 @contextlib.contextmanager

@@ -128,8 +128,6 @@ def train_shard(trainer: Trainer, claims: Claims) -> None:
         for job in claims.jobs():
             trainer.run(job)
 
-    if trainer.cluster.device.type == "cuda":  # the data came on the default stream: done before others read it
-        torch.cuda.synchronize(trainer.cluster.device)
     in_threads(work, trainer.trainings_per_device, trainer.cluster.device, trainer.stop)
 
 
@@ -149,7 +147,10 @@ def in_threads(work: Callable[[], None], count: int, device: torch.device, stop:
     """Run `work` in `count` threads on `device` until each returns. The first exception of a
     thread sets `stop` (the others stop at their next epoch) and is raised here, once all have
     ended; so is a signal's KeyboardInterrupt in the main thread, once every thread has saved
-    its last epoch."""
+    its last epoch. On CUDA, the device's work so far (the data, copied on the default stream)
+    is finished before the threads start, each on a stream of its own: every strategy runs here."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     errors: list[BaseException] = []
     ended = [threading.Event() for _ in range(count)]
 

@@ -28,6 +28,7 @@ from naap.bench.network import GLOBAL_RNG_LOCK, build_network
 from naap.bench.space import Scheme, scheme_to_dicts
 from naap.errors import NaapError
 from naap.rebuild import settings
+from naap.rebuild.cuda_memory import AllocationWatch
 from naap.rebuild.datasets import DeviceData
 from naap.rebuild.recipe import Training
 
@@ -187,11 +188,13 @@ def _train(scheme, data: DeviceData, training: Training, seed: int, device: torc
         written, written_at = (len(epochs), diverged), time.monotonic()
 
     finished = lambda: diverged or len(epochs) >= training.epochs
+    allocations = AllocationWatch(device)
     while not finished():
         if _stop_requested(stop, ddp, device):
             save()
             raise Stopped(len(epochs))
         metrics = _train_epoch(model, optimizer, data, training, seed, len(epochs) + 1, device, rank, world, ddp)
+        allocations.check()  # before the epoch is kept: a hidden cuDNN fallback may have changed it
         diverged = metrics is None
         if not diverged:
             epochs.append(metrics)
@@ -243,7 +246,7 @@ def _train_epoch(model, optimizer, data: DeviceData, training: Training, seed: i
     if ddp and world > 1 and not any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
         for buffer in net.buffers():  # per-rank BatchNorm statistics: every rank tests with rank 0's
             dist.broadcast(buffer, 0)
-    test_loss, test_correct = _evaluate(net, data, rank, world, device)
+    test_loss, test_correct = _evaluate(net, data, rank, world, device, training.batch_size)
     stats = torch.cat([batch_losses, torch.stack([train_correct.float(), test_loss, test_correct.float()])])
     if ddp:
         dist.all_reduce(stats)
@@ -259,14 +262,16 @@ def _train_epoch(model, optimizer, data: DeviceData, training: Training, seed: i
 
 
 @torch.inference_mode()
-def _evaluate(net: nn.Module, data: DeviceData, rank: int, world: int,
-              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed loss and correct count over this rank's share of the test set, in eval mode."""
+def _evaluate(net: nn.Module, data: DeviceData, rank: int, world: int, device: torch.device,
+              batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss and correct count over this rank's share of the test set, in eval mode, in
+    batches of `batch_size`: the paper's test loader used the training batch size, and cuDNN
+    picks its kernels per shape."""
     net.eval()
     loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     share = torch.arange(len(data.test_y), device=device).tensor_split(world)[rank]
-    for index in share.split(settings.EVAL_BATCH):
+    for index in share.split(batch_size):
         logits = net(data.test_x[index].contiguous(memory_format=settings.MEMORY_FORMAT))
         loss += F.cross_entropy(logits, data.test_y[index], reduction="sum")
         correct += (logits.argmax(1) == data.test_y[index]).sum()

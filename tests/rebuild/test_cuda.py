@@ -1,8 +1,11 @@
-"""CUDA: naap against the paper's loop on the GPU, fp32 without TF32, deterministic, threads (each its own stream) equal to one training after
-another, DDP with SyncBatchNorm, no context on GPU 0 from a thread training on another GPU.
+"""CUDA: naap against the paper's loop on the GPU, device images equal to the CPU's, fp32 without TF32 (every
+flag readable), the cuBLAS workspace in effect, no failed allocation, deterministic, threads (each its own
+stream) equal to one training after another, DDP with SyncBatchNorm, no context on GPU 0 from a thread
+training on another GPU.
 Skipped without a GPU (the same logic on the CPU is in tests/rebuild/test_train.py); without one,
 `make gpu-check` is checked to say so."""
 import dataclasses
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -47,10 +50,67 @@ def without_seconds(result) -> list[dict]:
 @pytest.mark.parametrize("scheme", SCHEMES.values(), ids=SCHEMES.keys())
 def test_naap_trains_bit_identically_to_the_papers_loop_on_the_gpu(scheme, data, data_root):
     """tests/oracle.py's paper_training on cuda:0: the images normalised on the CPU by
-    torchvision and moved per batch, against naap's normalised on the device."""
+    torchvision and moved per batch, tested in batches of the training batch size, against naap's."""
     naap = [(e.train_loss_mean, e.train_loss_median, e.test_accuracy)
             for e in train(scheme, data, TRAINING, TRAINING.seeds[0]).epochs]
     assert naap == paper_training(scheme, data_root, TRAINING, TRAINING.seeds[0], device="cuda:0")
+
+
+@needs_gpu
+@pytest.mark.parametrize("mean, std", [(0.5, 0.5), (0.4914, 0.247)])
+def test_device_images_equal_the_cpu_images_bit_for_bit(data_root, mean, std):
+    """The CPU's are torchvision's (tests/rebuild/test_datasets.py); a division on the device would
+    differ for about half of the pixel values."""
+    training = dataclasses.replace(TRAINING, mean=mean, std=std)
+    spec = DatasetSpec("cifar10-folder", root=data_root)
+    on_gpu, on_cpu = load_dataset(spec, training, device="cuda:0"), load_dataset(spec, training, device="cpu")
+    for name in ("train_x", "test_x"):
+        assert torch.equal(getattr(on_gpu, name).cpu().view(torch.int32), getattr(on_cpu, name).view(torch.int32))
+
+
+@needs_gpu
+def test_every_tf32_flag_reads_after_apply_on_cuda(data):
+    b = torch.backends
+    assert (b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()) == (False, False, "highest")
+    assert {flag.fp32_precision for flag in (b.cuda.matmul, b.cudnn, b.cudnn.conv, b.cudnn.rnn)} == {"ieee"}
+    with b.cudnn.flags(enabled=True, deterministic=True, benchmark=False, allow_tf32=False):
+        assert b.cudnn.conv.fp32_precision == "ieee"
+    assert b.cudnn.conv.fp32_precision == "ieee"
+
+
+@needs_gpu
+def test_the_cublas_workspace_in_effect_is_the_recorded_one(data):
+    (torch.ones(64, 64, device="cuda:0") @ torch.ones(64, 64, device="cuda:0")).sum().item()
+    described = settings.describe("cuda:0")
+    assert described["cublas_workspace_config"] == os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    if hasattr(torch.backends.cuda, "cublas_workspace_size"):
+        assert described["cublas_workspace_bytes"] == torch.backends.cuda.cublas_workspace_size() == 8 * 4096 * 1024
+
+
+@needs_gpu
+def test_a_cuda_started_under_another_cublas_workspace_is_refused_in_one_line():
+    script = """
+import torch
+(torch.ones(8, 8, device="cuda:0") @ torch.ones(8, 8, device="cuda:0")).sum().item()
+from naap.errors import NaapError
+from naap.rebuild import settings
+try:
+    settings.apply("cuda:0")
+except NaapError as error:
+    print(error)
+"""
+    env = dict(os.environ, CUBLAS_WORKSPACE_CONFIG=":16:8")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("\n") == 1 and run.stdout.startswith("CUBLAS_WORKSPACE_CONFIG: CUDA was started")
+
+
+@needs_gpu
+def test_a_training_fails_no_cuda_allocation(data):
+    """No OOM caught by cuDNN (which would have run another algorithm) during a training."""
+    before = torch.cuda.memory_stats("cuda:0").get("num_ooms", 0)
+    train(OTHER, data, TRAINING, seed=7)
+    assert torch.cuda.memory_stats("cuda:0").get("num_ooms", 0) == before
 
 
 @needs_gpu

@@ -149,6 +149,20 @@ def test_normalisation_equals_torchvision_totensor_and_normalize(synthetic_root)
     assert torch.equal(data.test_x, expected)
 
 
+@pytest.mark.parametrize("mean, std", [(0.5, 0.5), (0.4914, 0.247)])
+def test_every_pixel_value_normalises_as_torchvision_does_bit_for_bit(mean, std):
+    """All 256 values in each of three channels, against torchvision's ToTensor + Normalize of a PIL image."""
+    hwc = np.stack([np.arange(256, dtype=np.uint8).reshape(16, 16) + channel for channel in range(3)], axis=-1)
+    pipeline = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,) * 3, (std,) * 3)])
+    theirs = pipeline(Image.fromarray(hwc))
+    ours = datasets.normalise_on_host(torch.from_numpy(hwc).permute(2, 0, 1)[None].contiguous(), mean, std)[0]
+    assert ours.dtype == torch.float32 and torch.equal(ours.view(torch.int32), theirs.view(torch.int32))
+    # What CUDA computes for a division by a CPU scalar, a multiplication by the reciprocal
+    # (BinaryDivTrueKernel.cu), fails this comparison: the test can tell the two apart.
+    by_reciprocal = torch.from_numpy(hwc).permute(2, 0, 1).float().mul(1 / torch.tensor(255.0)).sub(mean).div(std)
+    assert not torch.equal(by_reciprocal.view(torch.int32), theirs.view(torch.int32))
+
+
 def test_sizes_keep_the_first_images_and_too_many_is_an_error(synthetic_root):
     full = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root)), TRAINING)
     part = load_dataset(DatasetSpec("cifar10-folder", root=str(synthetic_root), train_size=50, test_size=7), TRAINING)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from naap.bench.network import build_network
 from naap.bench.space import Layer
 from naap.errors import NaapError
-from naap.rebuild import settings
+from naap.rebuild import cuda_memory, settings
 from naap.rebuild import train as train_module
 from naap.rebuild.datasets import load_dataset, write_synthetic_cifar10
 from naap.rebuild.recipe import DatasetSpec, Training, load_recipe
@@ -344,15 +344,6 @@ def test_settings_are_fp32_deterministic_and_one_thread_per_training():
     assert described["memory_format"] == "contiguous_format" and described["hardware"]["device"] == "cpu"
 
 
-def test_the_cublas_workspace_is_fixed_for_a_cuda_device(monkeypatch):
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    monkeypatch.setattr(settings, "_applied", {"process"})
-    settings.apply("cpu")
-    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
-    settings.apply(torch.device("cuda", 1))  # no CUDA call: the variable is read when cuBLAS starts
-    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" == settings.describe("cpu")["cublas_workspace_config"]
-
-
 @pytest.mark.parametrize("user_threads", [None, "2"], ids=["no thread variables", "OMP_NUM_THREADS=2"])
 def test_train_applies_the_settings_in_a_fresh_process(data_root, user_threads):
     """A library user who calls train() alone gets naap's settings, and so its numbers: unpinned
@@ -377,9 +368,40 @@ print(torch.get_num_threads(), torch.backends.cudnn.conv.fp32_precision, result.
     assert (int(threads), precision, float(loss)) == (1, "ieee", here.epochs[0].train_loss_mean)
 
 
-def test_the_test_pass_batch_size_does_not_change_the_accuracy(data, monkeypatch):
-    accuracies = []
-    for eval_batch in (7, 100, settings.EVAL_BATCH):
-        monkeypatch.setattr(settings, "EVAL_BATCH", eval_batch)
-        accuracies.append([e.test_accuracy for e in train(OTHER, data, TRAINING, seed=7).epochs])
-    assert accuracies[0] == accuracies[1] == accuracies[2]
+def test_the_forward_sees_the_batches_of_the_papers_loaders(data, monkeypatch):
+    """Training batches as the paper's shuffled loader, test batches as its test loader (the
+    training batch size, not another): on CUDA, cuDNN picks its kernels per shape."""
+    seen = []
+
+    def built(*args):
+        net = build_network(*args)
+        net.register_forward_pre_hook(lambda module, inputs: seen.append((module.training, len(inputs[0]))))
+        return net
+    monkeypatch.setattr(train_module, "build_network", built)
+    train(OTHER, data, dataclasses.replace(TRAINING, epochs=2), seed=7)
+    loader = lambda n, shuffle: [len(y) for _, y in torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.zeros(n), torch.zeros(n)), batch_size=TRAINING.batch_size, shuffle=shuffle)]
+    epoch = [(True, size) for size in loader(len(data.train_y), True)] + [(False, size) for size in
+                                                                          loader(len(data.test_y), False)]
+    assert epoch == [(True, 64)] * 5 + [(True, 30), (False, 64), (False, 36)]  # 350 and 100 images
+    assert seen == epoch * 2
+
+
+def test_an_allocation_failure_during_an_epoch_stops_the_run_before_the_epoch_is_kept(data, tmp_path, monkeypatch):
+    """cuDNN falls back to another algorithm when its workspace allocation fails: the allocator's
+    OOM count (read once per epoch) growing stops the run; the checkpoint keeps the epochs before.
+    The same logic as on CUDA, with the allocator's statistics played by a counter."""
+    fake_cuda = torch.device("cuda", 0)
+    failures, reads = [0], []
+    monkeypatch.setattr(torch.cuda, "memory_stats", lambda device: (reads.append(device), {"num_ooms": failures[0]})[1])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (80 << 30, 80 << 30))
+    monkeypatch.setattr(train_module, "AllocationWatch", lambda device: cuda_memory.AllocationWatch(fake_cuda))
+
+    def an_oom_in_epoch_3(metrics: EpochMetrics) -> None:
+        if metrics.epoch == 2:
+            failures[0] += 1
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(NaapError, match="cuda:0: 1 CUDA allocation.*failed during this epoch"):
+        train(SMALL, data, TRAINING, seed=7, checkpoint=checkpoint, checkpoint_every=1, on_epoch=an_oom_in_epoch_3)
+    assert saved_epochs(checkpoint) == 2
+    assert reads == [fake_cuda] * 4  # at the start, after epochs 1 and 2, and the failing read after epoch 3
