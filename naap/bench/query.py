@@ -31,12 +31,15 @@ from naap.bench.search import Objective
 from naap.bench.space import Layer
 from naap.bench.tables import IMPORTED, Tables, load_tables
 from naap.errors import InvalidType, InvalidValue, NaapError, UnknownKey
+from naap.extras import needs
 from naap.resources import NAAP440, shipped
 
 _HASH = re.compile(r"[0-9a-f]{16}")
 # Training and test images of one epoch, for datasets whose provenance does not record them: the
 # imported release was trained on all of CIFAR-10 (docs/benchmark.md, section Training).
 RELEASE_IMAGES = (50_000, 10_000)
+# (in_channels, input_size, num_classes) of CIFAR-10, the release's images
+RELEASE_SHAPE = (3, 32, 10)
 
 
 def load(path: str | Path | None = None) -> Benchmark:
@@ -154,6 +157,21 @@ class Benchmark:
         return (f"'{arch}' is not in {self.name}: {reason}; the nearest architecture in it is arch_id {nearest} "
                 f"'{self.arch(nearest)}' ({changed} field(s) changed)")
 
+    def network(self, arch, seed: int | None = None):
+        """The torch module of `arch` (any key) with the weights its training starts from under
+        `seed` (default: the dataset's first seed), for the dataset's image shape and classes;
+        its parameter and MAC counts are the architectures table's. Needs naap[build] (PyTorch)."""
+        scheme = self.arch(arch).layers
+        seed = self.seeds[0] if seed is None else seed
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+            raise InvalidValue(f"seed {seed!r}: must be an integer from 0 to 2**63 - 1 (this dataset's: "
+                               f"{', '.join(map(str, self.seeds))})")
+        # PyTorch loads here, on the first network: the data and the queries do not need it
+        with needs("Benchmark.network", "build"):
+            from naap.bench.network import initial_network
+        in_channels, _, num_classes = self.shape
+        return initial_network(scheme, int(seed), in_channels, num_classes)
+
     # --- metrics ---------------------------------------------------------------------------
 
     def query(self, archs=None, epoch: int | None = None, columns=None) -> pd.DataFrame:
@@ -200,6 +218,18 @@ class Benchmark:
             return RELEASE_IMAGES
         raise NaapError(f"{self.path / 'architectures.parquet'}: provenance: no dataset sizes recorded, "
                         f"so the FLOP of an epoch are unknown")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(in_channels, input_size, num_classes) of the images: as recorded by a rebuild, else CIFAR-10's."""
+        recorded, keys = self.provenance.get("dataset"), ("in_channels", "input_size", "num_classes")
+        if not recorded:
+            return RELEASE_SHAPE
+        missing = [key for key in keys if key not in recorded]
+        if missing:
+            raise NaapError(f"{self.path / 'architectures.parquet'}: provenance: dataset.{missing[0]} is not "
+                            f"recorded, so the network's input and output are unknown")
+        return tuple(int(recorded[key]) for key in keys)
 
     # --- helpers -----------------------------------------------------------------------------
 
