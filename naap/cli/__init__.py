@@ -16,6 +16,7 @@ from naap.extras import needs
 # command's module is imported (`naap info` does not pay for PyTorch), and `naap --help` imports
 # none; tests/cli/test_cli_help.py checks that these lines are the ones the modules register.
 COMMANDS = {
+    "recipes": ("naap.cli.recipes", "list the shipped recipes (usable by name)"),
     "schemes": ("naap.cli.inspect", "list a recipe's architectures"),
     "info": ("naap.cli.inspect", "summarise a dataset directory"),
     "import-release": ("naap.cli.release", "turn the published CSV + schemes JSON into Parquet"),
