@@ -179,13 +179,14 @@ class Benchmark:
         and seed, indexed by arch_id, architectures in the order given. A run that diverged before
         `epoch` has no row. `columns`: only those (default: all)."""
         epoch = self.valid_epoch(epoch)
-        rows = self.epochs[self.epochs["epoch"].to_numpy() == epoch][self.valid_columns(columns)]
+        rows = self.epochs[self.epochs["epoch"].to_numpy() == epoch]
+        rows = rows if columns is None else rows[self.valid_columns(columns)]
         return rows if archs is None else self._select(rows, archs)
 
     def curves(self, archs=None, columns=None) -> pd.DataFrame:
         """Every epoch of `archs`: one row per architecture, seed and epoch, indexed by arch_id.
         `columns`: only those (default: all)."""
-        rows = self.epochs[self.valid_columns(columns)]
+        rows = self.epochs if columns is None else self.epochs[self.valid_columns(columns)]
         return rows.copy() if archs is None else self._select(rows, archs)
 
     def final_accuracy(self, archs=None) -> pd.Series:
