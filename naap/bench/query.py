@@ -71,8 +71,9 @@ def _is_one_arch(key) -> bool:
 class Benchmark:
     """The two tables of a dataset directory, with look-ups by architecture.
 
-    architectures: one row per architecture (arch_id order); epochs: one row per architecture,
-    seed and epoch; provenance: the JSON the tables carry; path: the directory.
+    architectures: one row per architecture, indexed by arch_id (in order); epochs: one row per
+    architecture, seed and epoch, indexed by arch_id; provenance: the JSON the tables carry; path:
+    the directory.
     """
 
     def __init__(self, tables: Tables, provenance: dict, path: Path):
