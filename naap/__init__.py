@@ -20,6 +20,8 @@ _EXPORTS = {
     "load": "naap.bench.query:load", "Benchmark": "naap.bench.query:Benchmark",
     "Arch": "naap.bench.arch:Arch", "InvalidArchitecture": "naap.bench.arch:InvalidArchitecture",
     "UnknownArchitecture": "naap.bench.arch:UnknownArchitecture", "NaapError": "naap.errors:NaapError",
+    "InvalidValue": "naap.errors:InvalidValue", "InvalidType": "naap.errors:InvalidType",
+    "UnknownKey": "naap.errors:UnknownKey", "MissingExtra": "naap.errors:MissingExtra",
     "load_tables": "naap.bench.tables:load_tables", "load_wide": "naap.bench.tables:load_wide",
     "Objective": "naap.bench.search:Objective", "search": "naap.bench.search", "plot": "naap.bench.plot",
 }

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from naap.errors import NaapError
+from naap.errors import NaapError, UnknownKey
 
 PACKAGE = Path(__file__).resolve().parent
 NAAP440 = "data/naap440"
+RECIPES = "recipes"
 
 
 def shipped(relative: str) -> Path:
@@ -21,3 +22,22 @@ def shipped(relative: str) -> Path:
         if (root / relative).exists():
             return root / relative
     raise NaapError(f"{relative}: not found in this installation of naap (looked under {PACKAGE} and {PACKAGE.parent})")
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """The recipes shipped with naap, by name (the file name without .yaml), sorted."""
+    return {path.stem: path for path in sorted(shipped(RECIPES).glob("*.yaml"), key=lambda path: path.stem)}
+
+
+def recipe_path(recipe: str | Path) -> Path:
+    """The file of a recipe given as a path or as the name of a shipped one (`naap440`): a path
+    that exists, or that has a folder or a suffix, is a path; a bare name is looked up among the
+    shipped recipes."""
+    path = Path(recipe)
+    if path.exists() or path.suffix or len(path.parts) != 1:
+        return path
+    known = shipped_recipes()
+    if path.name not in known:
+        raise UnknownKey(f"{recipe}: no such recipe file, and not the name of a shipped recipe "
+                         f"({', '.join(known)}; `naap recipes` lists them)")
+    return known[path.name]

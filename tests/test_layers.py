@@ -1,4 +1,5 @@
-"""The layers of the package, read from its imports with `ast`: core <- bench <- {rebuild, board} <- cli.
+"""The layers of the package, read from its imports with `ast`: core <- bench <- {rebuild, board} <- cli,
+and naap.examples (scripts run with `python -m`) on bench, beside rebuild and board.
 
 A module imports only from its own part or the parts below it (rebuild and board do not import each
 other), no import cycle joins two modules, and an import inside a function carries a comment saying
@@ -14,10 +15,10 @@ import pytest
 from tests.conftest import REPO
 
 PACKAGE = REPO / "naap"
-PARTS = ("bench", "rebuild", "board", "cli")
+PARTS = ("bench", "rebuild", "board", "cli", "examples")
 # The parts each part may import from, besides its own.
 BELOW = {"core": set(), "bench": {"core"}, "rebuild": {"core", "bench"}, "board": {"core", "bench"},
-         "cli": {"core", "bench", "rebuild", "board"}}
+         "cli": {"core", "bench", "rebuild", "board"}, "examples": {"core", "bench"}}
 # The old import paths that docs and plug-ins use, each an alias of the module that now holds it.
 ALIASES = {"naap.search": "naap.bench.search", "naap.plot": "naap.bench.plot", "naap.predictors": "naap.board.predictors"}
 

@@ -49,6 +49,10 @@ def _layer(item, position: int) -> Layer:
         values = tuple(item[name] for name in FIELDS)
     elif isinstance(item, Iterable) and not isinstance(item, str) and len(values := tuple(item)) == 4:
         pass
+    elif isinstance(item, (tuple, list)) and 0 < len(item) < 4:
+        missing = ", ".join(FIELDS[len(item):])
+        raise InvalidArchitecture(f"layer {position}: {item!r} has {len(item)} of a layer's 4 fields "
+                                  f"({', '.join(FIELDS)}): it lacks {missing}")
     else:
         raise InvalidArchitecture(f"layer {position}: {item!r} is not a layer: give a mapping with "
                                   f"{', '.join(FIELDS)} or a tuple (kernel_size, width, stride, residual)")

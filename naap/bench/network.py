@@ -1,4 +1,8 @@
-"""The network a scheme describes (docs/benchmark.md, section Network); its counts are in naap.bench.counts."""
+"""The network a scheme describes (docs/benchmark.md, section Network); its counts are in naap.bench.counts.
+
+`Benchmark.network(arch, seed)` builds it as training starts it (`initial_network`); naap.rebuild.train
+seeds the generators and calls `build_network` under GLOBAL_RNG_LOCK, and the build draws only from
+torch's generator, so both give the same weights (tests/rebuild/test_initial_network.py)."""
 from __future__ import annotations
 
 import threading
@@ -56,3 +60,11 @@ class SchemeNet(nn.Module):
 
 def build_network(scheme: Scheme, in_channels: int = 3, num_classes: int = 10) -> SchemeNet:
     return SchemeNet(scheme, in_channels, num_classes)
+
+
+def initial_network(scheme: Scheme, seed: int, in_channels: int = 3, num_classes: int = 10) -> SchemeNet:
+    """The network of `scheme` with the weights training starts from under `seed`: torch's global
+    generator seeded with `seed`, then the network built. The caller's generator state is restored."""
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_network(scheme, in_channels, num_classes)

@@ -20,8 +20,7 @@ def learning_curves(bench, archs, axes=None):
         _, axes = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI, constrained_layout=True)
     accuracy_axes, loss_axes = axes
     curves = bench.curves(archs).groupby(["arch_id", "epoch"], sort=False)[["test_accuracy", "train_loss_mean"]]
-    curves = curves.mean().reset_index()
-    for arch_id, curve in curves.groupby("arch_id", sort=False):
+    for arch_id, curve in curves.mean().reset_index().groupby("arch_id", sort=False):
         label = f"{arch_id}: {bench.arch(int(arch_id))}"
         accuracy_axes.plot(curve["epoch"], curve["test_accuracy"], label=label, linewidth=1)
         loss_axes.plot(curve["epoch"], curve["train_loss_mean"], label=label, linewidth=1)

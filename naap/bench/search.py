@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from naap.errors import InvalidValue
+
 COSTS = ("auto", "seconds", "flop")
 
 
@@ -52,13 +54,13 @@ class Objective:
 
     def __init__(self, bench, budget: float | None = None, cost: str = "auto", resume: bool = True):
         if cost not in COSTS:
-            raise ValueError(f"cost {cost!r}: must be one of {', '.join(COSTS)}")
+            raise InvalidValue(f"cost {cost!r}: must be one of {', '.join(COSTS)}")
         if budget is not None and not budget > 0:
-            raise ValueError(f"budget {budget!r}: must be a positive cost, or None for no limit")
-        epochs = bench.epochs
+            raise InvalidValue(f"budget {budget!r}: must be a positive cost, or None for no limit")
+        epochs = bench.epochs.reset_index()  # arch_id, the index of every Benchmark frame, as a column to pivot on
         timed = epochs["epoch_seconds"].notna().all()
         if cost == "seconds" and not timed:
-            raise ValueError(f"cost 'seconds': {bench.name} records no epoch_seconds for some epochs; use 'flop'")
+            raise InvalidValue(f"cost 'seconds': {bench.name} records no epoch_seconds for some epochs; use 'flop'")
         self.bench, self.budget, self.resume = bench, budget, resume
         self.unit = "seconds" if cost == "seconds" or (cost == "auto" and timed) else "FLOP"
         self.arch_ids = bench.ids()
@@ -139,7 +141,7 @@ def rungs(max_epochs: int, min_epochs: int, eta: int) -> list[int]:
     """The epochs of successive halving's rungs: max_epochs / eta^i, rounded, down to min_epochs.
     NAAP-440 (90 epochs), min_epochs 3, eta 3: [3, 10, 30, 90]."""
     if not 1 <= min_epochs <= max_epochs or eta < 2:
-        raise ValueError(f"min_epochs {min_epochs}, eta {eta}: need 1 <= min_epochs <= {max_epochs} and eta >= 2")
+        raise InvalidValue(f"min_epochs {min_epochs}, eta {eta}: need 1 <= min_epochs <= {max_epochs} and eta >= 2")
     count = int(math.log(max_epochs / min_epochs, eta) + 1e-9) + 1
     return sorted({max(1, round(max_epochs / eta ** i)) for i in range(count)})
 

@@ -129,6 +129,10 @@ def load_tables(data_dir: str | Path | None = None) -> Tables:
     """The two tables of a dataset directory (default: the shipped NAAP-440) as pandas frames,
     checked against the schemas and the invariants of check_tables."""
     data_dir = shipped(NAAP440) if data_dir is None else Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        hint = "; a recipe is read by `naap schemes` and `naap dataset`" if data_dir.suffix in (".yaml", ".yml") else ""
+        raise NaapError(f"{data_dir}: is a file, not a dataset directory (a folder with architectures.parquet "
+                        f"and epochs.parquet){hint}")
     if not data_dir.is_dir():
         raise NaapError(f"{data_dir}: dataset directory not found")
     tables = Tables(read_parquet(data_dir / "architectures.parquet", ARCHITECTURES_SCHEMA),

@@ -10,11 +10,13 @@ import sys
 
 from naap._signals import Terminated, interrupt_exit_code, raise_interrupt, signals_held
 from naap.errors import NaapError
+from naap.extras import needs
 
 # Each command: the module that registers it, and its line in `naap --help`. Only the chosen
 # command's module is imported (`naap info` does not pay for PyTorch), and `naap --help` imports
 # none; tests/cli/test_cli_help.py checks that these lines are the ones the modules register.
 COMMANDS = {
+    "recipes": ("naap.cli.recipes", "list the shipped recipes (usable by name)"),
     "schemes": ("naap.cli.inspect", "list a recipe's architectures"),
     "info": ("naap.cli.inspect", "summarise a dataset directory"),
     "import-release": ("naap.cli.release", "turn the published CSV + schemes JSON into Parquet"),
@@ -27,6 +29,8 @@ COMMANDS = {
     "plot": ("naap.cli.plot", "draw learning curves of architectures to a PNG"),
     "proxies": ("naap.cli.proxies", "compute zero-cost proxies of a dataset's architectures into DIR/proxies.parquet"),
 }
+# The extra a command's libraries come from (pyproject.toml); the others need only `pip install naap`.
+EXTRA = {"dataset": "build", "proxies": "build", "leaderboard": "board", "predictors": "board"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -44,11 +48,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    command = argv[0] if argv else None
     try:
-        with signals_held():
-            parser = build_parser(argv[0] if argv else None)
-        args = parser.parse_args(argv)
-        return int(args.run(args) or 0)
+        with needs(f"naap {command}", EXTRA.get(command)):  # a missing extra: one line naming it
+            with signals_held():
+                parser = build_parser(command)
+            args = parser.parse_args(argv)
+            return int(args.run(args) or 0)
     except NaapError as exc:
         print(f"naap: error: {exc}", file=sys.stderr)
         return 2

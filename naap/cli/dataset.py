@@ -15,7 +15,7 @@ def add_command(subparsers) -> None:
         description="Train every (architecture, seed) of RECIPE and merge the results into DIR. "
                     "Run it again with the same arguments to resume. Under torchrun, one process per device. "
                     "See docs/regenerating.md.")
-    p.add_argument("recipe", help="recipe YAML file, e.g. recipes/naap440.yaml")
+    p.add_argument("recipe", help="recipe YAML file, e.g. recipes/naap440.yaml, or a shipped recipe's name (naap440)")
     p.add_argument("--out", type=Path, metavar="DIR", help="the dataset directory to write or resume")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="shard: whole networks per rank; ddp: every network on all ranks (default: the recipe's)")

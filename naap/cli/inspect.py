@@ -10,6 +10,7 @@ from naap.bench.space import MAX_SCHEMES, generate_schemes
 from naap.bench.tables import describe_architectures, load_tables
 from naap.cli.arguments import positive_int
 from naap.rebuild.recipe import load_recipe
+from naap.resources import NAAP440, shipped
 
 
 def run_schemes(args) -> int:
@@ -27,14 +28,15 @@ def run_schemes(args) -> int:
 
 
 def run_info(args) -> int:
-    tables = load_tables(args.data_dir)
+    data_dir = shipped(NAAP440) if args.data_dir is None else Path(args.data_dir)
+    tables = load_tables(data_dir)
     a, e = tables.architectures, tables.epochs
-    provenance = read_provenance(Path(args.data_dir) / "architectures.parquet")
+    provenance = read_provenance(data_dir / "architectures.parquet")
     recipe, versions = (provenance.get(key) for key in ("recipe", "versions"))
     recipe, versions = (value if isinstance(value, dict) else {} for value in (recipe, versions))
     runs = e.groupby(["arch_id", "seed"])["epoch"].max()
     per_run = f"{runs.min()}-{runs.max()} epochs per run" if len(runs) else "every run diverged in its first epoch"
-    print(f"{args.data_dir}: {len(a)} architectures ({int(a['is_test'].sum())} test), "
+    print(f"{data_dir}: {len(a)} architectures ({int(a['is_test'].sum())} test), "
           f"{e['seed'].nunique()} seed(s), {per_run}, {len(e)} epoch rows")
     print(f"max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f} "
           f"(mean {a['max_accuracy'].mean():.4f}); {int(a['diverged'].sum())} diverged")
@@ -47,12 +49,13 @@ def run_info(args) -> int:
 
 def add_command(subparsers) -> None:
     p = subparsers.add_parser("schemes", help="list a recipe's architectures")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="a recipe file, or the name of a shipped recipe (`naap recipes` lists them)")
     p.add_argument("--json", action="store_true", help="a JSON array: arch_id, arch_hash, layers, num_params, num_macs")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help=f"only the first N (a space larger than {MAX_SCHEMES:,} schemes is listed only so)")
     p.set_defaults(run=run_schemes)
 
     p = subparsers.add_parser("info", help="summarise a dataset directory")
-    p.add_argument("data_dir")
+    p.add_argument("data_dir", nargs="?", default=None, metavar="DIR",
+                   help="dataset directory (default: the shipped NAAP-440)")
     p.set_defaults(run=run_info)

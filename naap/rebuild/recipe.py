@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from naap.bench.space import MAX_SCHEMES, Generator, PositionOptions, SearchSpace
 from naap.errors import NaapError
+from naap.resources import recipe_path
 from naap.rebuild.recipe_yaml import read_recipe_yaml
 
 # Input channels, input size and classes of each dataset a recipe can name.
@@ -334,8 +335,8 @@ def _extra_seeds(r: _Reader, raw: Any) -> ExtraSeeds:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe file."""
-    path = Path(path)
+    """Read and validate a recipe file, given by its path or as the name of a shipped recipe."""
+    path = recipe_path(path)
     raw = read_recipe_yaml(path)
     r = _Reader(path)
     if not isinstance(raw, dict):

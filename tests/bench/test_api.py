@@ -13,10 +13,10 @@ import naap
 from naap._io import read_provenance
 from naap.bench.arch import FIELDS, Arch, InvalidArchitecture, UnknownArchitecture
 from naap.bench.tables import Tables, load_tables, write_dataset
-from naap.errors import NaapError
+from naap.errors import InvalidType, InvalidValue, NaapError, UnknownKey
 from tests.conftest import REPO
 
-EPOCH_COLUMNS = ["arch_id", "seed", "epoch", "lr", "train_loss_mean", "train_loss_median", "test_accuracy",
+EPOCH_COLUMNS = ["seed", "epoch", "lr", "train_loss_mean", "train_loss_median", "test_accuracy",
                  "test_loss", "train_accuracy", "epoch_seconds"]
 
 
@@ -58,7 +58,7 @@ def test_query_at_one_epoch_equals_the_published_columns(bench, csv):
     for epoch in (1, 9, 90):
         frame = bench.query(epoch=epoch) if epoch == 90 else bench.query(None, epoch=epoch)
         assert list(frame.columns) == EPOCH_COLUMNS and len(frame) == 440
-        assert frame["arch_id"].tolist() == csv["ModelId"].tolist() and (frame["epoch"] == epoch).all()
+        assert frame.index.tolist() == csv["ModelId"].tolist() and (frame["epoch"] == epoch).all()
         np.testing.assert_array_equal(frame["test_accuracy"], csv[f"e{epoch}Accuracy"])
         np.testing.assert_array_equal(frame["train_loss_mean"], csv[f"e{epoch}LossMean"])
         np.testing.assert_array_equal(frame["train_loss_median"], csv[f"e{epoch}LossMedian"])
@@ -67,16 +67,16 @@ def test_query_at_one_epoch_equals_the_published_columns(bench, csv):
 
 def test_query_keeps_the_order_asked_for(bench, csv):
     frame = bench.query([7, 2, "k3w12s2 k3w16s2 k1w16s1r", 7], epoch=9)
-    assert frame["arch_id"].tolist() == [7, 2, 10, 7]
+    assert frame.index.tolist() == [7, 2, 10, 7]
     assert frame["test_accuracy"].tolist() == csv.set_index("ModelId").loc[[7, 2, 10, 7], "e9Accuracy"].tolist()
-    assert bench.query(np.array([5, 1]), epoch=3)["arch_id"].tolist() == [5, 1]
+    assert bench.query(np.array([5, 1]), epoch=3).index.tolist() == [5, 1]
 
 
 def test_curves_final_accuracy_and_max_accuracy(bench, csv):
     curve = bench.curves("k3w12s2 k3w16s2 k1w16s1r")
     assert curve["epoch"].tolist() == list(range(1, 91))
     assert curve["test_accuracy"].tolist() == [csv.loc[9, f"e{e}Accuracy"] for e in range(1, 91)]
-    assert bench.curves([1, 2])["arch_id"].tolist() == [1] * 90 + [2] * 90
+    assert bench.curves([1, 2]).index.tolist() == [1] * 90 + [2] * 90
     final = bench.final_accuracy()
     assert final.index.tolist() == list(range(1, 441)) and final.tolist() == csv["e90Accuracy"].tolist()
     assert bench.final_accuracy([4, 3]).tolist() == csv.loc[[3, 2], "e90Accuracy"].tolist()
@@ -138,17 +138,58 @@ def test_a_valid_architecture_missing_from_a_sampled_dataset_is_said_to_be_in_th
 
 @pytest.mark.parametrize("call,error,message", [
     (lambda b: b.query("k3w12s2 k3w16s2 k1w16s1q"), InvalidArchitecture, "is not in the notation"),
-    (lambda b: b.query(1, epoch=0), ValueError, "epoch 0: naap440 records epochs 1 to 90 (1-based)"),
-    (lambda b: b.query(1, epoch=91), ValueError, "epoch 91: naap440 records epochs 1 to 90"),
-    (lambda b: b.query(1, epoch=9.0), ValueError, "epoch 9.0"),
-    (lambda b: b.arch_id([1, 2]), TypeError, "is not one architecture"),
-    (lambda b: b.query({1: 2}), TypeError, "give one architecture or a list of them"),
+    (lambda b: b.query(1, epoch=0), InvalidValue, "epoch 0: naap440 records epochs 1 to 90 (1-based)"),
+    (lambda b: b.query(1, epoch=91), InvalidValue, "epoch 91: naap440 records epochs 1 to 90"),
+    (lambda b: b.query(1, epoch=9.0), InvalidValue, "epoch 9.0"),
+    (lambda b: b.arch_id([1, 2]), InvalidType, "is not one architecture"),
+    (lambda b: b.query({1: 2}), InvalidType, "give one architecture or a list of them"),
+    (lambda b: b.query(1, columns=["test_acc"]), UnknownKey,
+     "column 'test_acc' is not in naap440's epochs table; its columns are seed, epoch, lr, train_loss_mean"),
+    (lambda b: b.curves(1, columns="accuracy"), UnknownKey, "its columns are seed, epoch"),
+    (lambda b: b.arch_id([(3, 12, 2), (3, 16, 2), (1, 16, 1)]), InvalidArchitecture,
+     "layer 1: (3, 12, 2) has 3 of a layer's 4 fields (kernel_size, width, stride, residual): it lacks residual"),
+    (lambda b: b.objective(cost="hours"), InvalidValue, "must be one of auto, seconds, flop"),
+    (lambda b: b.objective(budget=-1), InvalidValue, "must be a positive cost"),
     (lambda b: b.query(np.array([1, 999])), UnknownArchitecture, "arch_id 999 is not in naap440"),
 ])
 def test_bad_arguments_raise_one_clear_error(bench, call, error, message):
+    """One family: each is a NaapError and the builtin a caller would expect."""
     with pytest.raises(error) as caught:
         call(bench)
     assert message in str(caught.value)
+    assert isinstance(caught.value, NaapError)
+    builtin = {InvalidValue: ValueError, InvalidArchitecture: ValueError, InvalidType: TypeError,
+               UnknownKey: KeyError, UnknownArchitecture: LookupError}[error]
+    assert isinstance(caught.value, builtin)
+
+
+def test_every_frame_is_indexed_by_arch_id(bench, rebuilt, csv):
+    """`.loc[k]` is architecture k in every frame and series a Benchmark returns; the oracle is the
+    published CSV (ModelId k, row k - 1) and, for several seeds, the rebuilt tables' own rows."""
+    published = csv.set_index("ModelId")
+    frames = {"architectures": bench.architectures, "epochs": bench.epochs, "query()": bench.query(epoch=9),
+              "query(list)": bench.query([440, 3, 10], epoch=9), "curves()": bench.curves(),
+              "curves(list)": bench.curves([2, 7]), "final_accuracy()": bench.final_accuracy(),
+              "final_accuracy(list)": bench.final_accuracy([9, 4]), "cost()": bench.cost(), "cost(list)": bench.cost([5])}
+    for name, frame in frames.items():
+        assert frame.index.name == "arch_id", name
+        assert isinstance(frame, pd.Series) or "arch_id" not in frame.columns, name
+        for k in frame.index.unique():
+            row = frame.loc[[k]]
+            if "test_accuracy" in frame:  # a row per epoch: its accuracies are k's published ones
+                published_k = [published.loc[k, f"e{e}Accuracy"] for e in row["epoch"]]
+                assert row["test_accuracy"].tolist() == published_k, (name, k)
+            elif "max_accuracy" in frame:
+                assert row["max_accuracy"].item() == published.loc[k, "MaxAccuracy"], (name, k)
+            elif "num_macs" in frame:
+                assert row["num_macs"].item() == published.loc[k, "NumMACs"], (name, k)
+            else:
+                assert row.item() == published.loc[k, "e90Accuracy"], (name, k)
+    assert bench.query(epoch=9).loc[10, "test_accuracy"] == published.loc[10, "e9Accuracy"]
+    assert bench.curves([1, 10]).loc[10, "epoch"].tolist() == list(range(1, 91))
+    two_seeds = rebuilt.query([3, 1], epoch=9)
+    assert two_seeds.index.tolist() == [3, 1, 1] and two_seeds.loc[1, "seed"].tolist() == [1, 20220819]
+    assert rebuilt.curves(3).loc[3].shape[0] == 90 + 5  # the second seed diverged in epoch 6
 
 
 def test_all_architectures_at_one_epoch_is_one_call_much_faster_than_a_loop(bench):
@@ -201,7 +242,7 @@ def rebuilt(tmp_path_factory):
 def test_a_rebuilt_dataset_has_a_row_per_seed_and_measured_seconds(rebuilt):
     assert rebuilt.seeds == [1, 20220819] and rebuilt.images == (1000, 500)
     frame = rebuilt.query([1, 3], epoch=9)
-    assert frame[["arch_id", "seed"]].values.tolist() == [[1, 1], [1, 20220819], [3, 20220819]]
+    assert frame.reset_index()[["arch_id", "seed"]].values.tolist() == [[1, 1], [1, 20220819], [3, 20220819]]
     final = rebuilt.final_accuracy([1, 3])
     assert final[1] == pytest.approx(rebuilt.query(1)["test_accuracy"].mean()) and np.isnan(final[3])
     cost = rebuilt.cost([2])

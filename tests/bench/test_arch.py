@@ -78,7 +78,9 @@ def test_unparsable_text_says_what_the_notation_is(text, where):
     ([(3, 0, 2, False)], "layer 1: width must be a positive integer, got 0"),
     ([(3, 12.5, 2, False)], "layer 1: width must be a positive integer, got 12.5"),
     ([(3, 12, 2, "yes")], "layer 1: residual must be True or False, got 'yes'"),
-    ([(3, 12, 2)], "layer 1: (3, 12, 2) is not a layer"),
+    ([(3, 12, 2)], "layer 1: (3, 12, 2) has 3 of a layer's 4 fields (kernel_size, width, stride, residual): it lacks residual"),
+    ([(3, 12, 2, False), (3,)], "layer 2: (3,) has 1 of a layer's 4 fields (kernel_size, width, stride, residual): it lacks width, stride, residual"),
+    ([(3, 12, 2, False, 1)], "layer 1: (3, 12, 2, False, 1) is not a layer"),
     ("k3w12s2", "is not a list of layers (for text use Arch.parse)"),
     ([], "layers must be a non-empty tuple"),
 ])

@@ -78,11 +78,11 @@ def timed(tmp_path_factory):
 def test_measured_seconds_are_summed_over_epochs(timed):
     objective = Objective(timed, resume=False)
     assert objective.unit == "seconds"
-    runs = timed.epochs[timed.epochs["arch_id"] == 5]
+    runs = timed.epochs.loc[[5]]
     mean_by_epoch = runs.groupby("epoch")["epoch_seconds"].mean()
     assert objective.evaluate(5, 7).cost == pytest.approx(mean_by_epoch.loc[:7].sum())
     # arch 2: one seed stopped after 4 epochs: epochs 5 and 6 take the other seed's time, accuracy 0 for it
-    two = timed.epochs[timed.epochs["arch_id"] == 2]
+    two = timed.epochs.loc[[2]]
     stopped = two[two["seed"] == 7]["epoch_seconds"]
     full = two[two["seed"] == 20220819].set_index("epoch")
     expected = (full["epoch_seconds"].loc[1:4].sum() + stopped.sum()) / 2 + full["epoch_seconds"].loc[5:6].sum()
@@ -90,7 +90,7 @@ def test_measured_seconds_are_summed_over_epochs(timed):
     assert evaluation.cost == pytest.approx(expected)
     assert evaluation.accuracy == pytest.approx(full.loc[6, "test_accuracy"] / 2)
     # arch 3: no seed reached epoch 5 or 6: they take the architecture's mean epoch, accuracy 0
-    three = timed.epochs[timed.epochs["arch_id"] == 3]
+    three = timed.epochs.loc[[3]]
     evaluation = objective.evaluate(3, 6)
     assert evaluation.cost == pytest.approx(three.groupby("epoch")["epoch_seconds"].mean().sum()
                                             + 2 * three["epoch_seconds"].mean())
@@ -107,7 +107,7 @@ def test_seconds_are_refused_where_none_were_recorded(bench):
 
 def _charges(trace: pd.DataFrame, bench, resume=True) -> list[float]:
     """What each evaluation of a trace costs, recomputed with pandas from the MACs."""
-    macs, paid, charges = bench.architectures.set_index("arch_id")["num_macs"], {}, []
+    macs, paid, charges = bench.architectures["num_macs"], {}, []
     for row in trace.itertuples():
         before = paid.get(row.arch_id, 0) if resume else 0
         charges.append(max(row.epochs - before, 0) * 2 * macs[row.arch_id] * IMAGES)

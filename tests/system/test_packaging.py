@@ -71,7 +71,15 @@ def test_an_installed_wheel_loads_naap440_from_another_folder(wheel, tmp_path):
     help_ = subprocess.run([str(env / "bin" / "naap"), "--help"], cwd=elsewhere, capture_output=True, text=True,
                            env=clean)
     assert help_.returncode == 0 and "predictors" in help_.stdout
+    schemes = subprocess.run([str(env / "bin" / "naap"), "schemes", "naap440", "--limit", "1"], cwd=elsewhere,
+                             capture_output=True, text=True, env=clean)  # a shipped recipe by name
+    assert schemes.returncode == 0 and schemes.stdout.split()[-3:] == ["k3w12s2", "k3w16s2", "k1w16s1"], schemes.stderr
     assert not list(elsewhere.iterdir())
+    figure = tmp_path / "figure.png"
+    example = subprocess.run([str(python), "-m", "naap.examples.search", "--seeds", "2", "--out", str(figure)],
+                             cwd=elsewhere, capture_output=True, text=True, env=clean)
+    assert example.returncode == 0 and "Hyperband" in example.stdout, example.stderr
+    assert figure.stat().st_size > 10_000 and not list(elsewhere.iterdir())
 
 
 def test_the_release_licence_travels_with_the_data(release_dir, tmp_path):
