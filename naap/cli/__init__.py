@@ -30,7 +30,7 @@ COMMANDS = {
     "proxies": ("naap.cli.proxies", "compute zero-cost proxies of a dataset's architectures into DIR/proxies.parquet"),
 }
 # The extra a command's libraries come from (pyproject.toml); the others need only `pip install naap`.
-EXTRA = {"dataset": "build", "proxies": "build", "leaderboard": "board", "predictors": "board"}
+EXTRA = {"dataset": "build", "proxies": "build", "leaderboard": "board", "predictors": "board", "folds": "board"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
