@@ -70,6 +70,13 @@ bench-leaderboard: $(INSTALLED)
 bench-query: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_query.py
 
+# Per network-step, eager against cohorts of K = 1, 4, 32 (any machine): kernel-launching ops, host
+# syncs inside a step (must be 0), device-to-host reads per epoch (must be 1); and the cohort-vs-eager
+# speed per core, measured in the same run, numbers checked bit-identical. Exit 1 on a failed invariant.
+.PHONY: bench-launches
+bench-launches: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_launches.py
+
 # Every benchmark: each reports a ratio against a plain baseline measured in the same run.
 .PHONY: bench
-bench: bench-training bench-leaderboard bench-query
+bench: bench-training bench-leaderboard bench-query bench-launches
