@@ -145,8 +145,7 @@ def _cohort_epoch(cohort: list[Member], data: DeviceData, training: Training, se
     if graphs is None:
         losses, correct = _eager_epoch(data, training, seed, epoch, device, len(cohort), step)
     else:
-        losses, correct = graphs.epoch(tuple(m.index for m in cohort), seed, epoch, lr, step,
-                                       first_step_done=all(len(m.optimizer.state) for m in cohort))
+        losses, correct = graphs.epoch(tuple(m.index for m in cohort), seed, epoch, lr, step)
     test = torch.stack([torch.stack(T._evaluate(m.model, data, 0, 1, device)).float() for m in cohort])
     host = T.to_host(torch.cat([losses, correct.float()[:, None], test], dim=1))  # the epoch's one host read
     seconds = time.perf_counter() - start

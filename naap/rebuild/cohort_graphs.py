@@ -10,9 +10,9 @@ would take the sorted index_put path under deterministic mode on CUDA).
 On CUDA (GraphEngine with a CUDA device): one graph per learning rate (3 for the cyclic recipe:
 SGD bakes lr into its kernels) sharing one memory pool, captured on the training thread with
 capture_error_mode="thread_local" and replayed on one stream; members run on forked side streams,
-joined before the shared SGD step. The first step of a fresh run is eager (it creates the momentum
-buffers and warms cuDNN/cuBLAS on every stream before any capture); the partial last batch is
-eager (another shape). A new cohort composition (a member dropped, a catch-up round) gets new
+joined before the shared SGD step. The first step of each cohort composition is eager (it creates
+missing momentum buffers and warms cuDNN/cuBLAS on every stream before any capture); the partial
+last batch is eager (another shape). A new cohort composition (a member dropped, a catch-up round) gets new
 buffers and graphs. Elsewhere the same body runs eagerly: the CPU tests check its buffer logic.
 Where this has run: docs/exactness.md.
 """
@@ -112,14 +112,16 @@ class GraphEngine:
         self.statics = StaticBatches(n, bs, self.device)
         self.buffers = EpochBuffers(len(key), -(-n // bs), self.device)
         self.graphs: dict[float, torch.cuda.CUDAGraph] = {}
+        self.warm = False
         self.pool = torch.cuda.graph_pool_handle() if self.cuda else None
 
-    def epoch(self, key: tuple[int, ...], seed: int, epoch: int, lr: float, step: Step,
-              first_step_done: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """One epoch of the members `key` (their indices): (K, B) losses and (K,) correct counts.
-        first_step_done: every member has its momentum buffers (else the first step runs eagerly)."""
+    def epoch(self, key: tuple[int, ...], seed: int, epoch: int, lr: float,
+              step: Step) -> tuple[torch.Tensor, torch.Tensor]:
+        """One epoch of the members `key` (their indices): (K, B) losses and (K,) correct counts."""
         if key != self.key:
             self._compose(key)
+        # The first step of a composition is eager: it creates missing momentum buffers and picks and
+        # caches every cuDNN plan and cuBLAS workspace on every stream before anything is captured.
         statics, buffers = self.statics, self.buffers
         statics.fill(seed, epoch)
         buffers.reset()
@@ -130,9 +132,9 @@ class GraphEngine:
         body = lambda: full_step_body(statics, buffers, self.data, step, streams)
         with torch.cuda.stream(self.stream) if self.cuda else nullcontext():
             for _ in range(statics.full):
-                if not self.cuda or not first_step_done:
+                if not self.cuda or not self.warm:
                     body()
-                    first_step_done = True
+                    self.warm = True
                 else:
                     self._replay(lr, body)
             if len(statics.partial):
