@@ -20,8 +20,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="shard: whole networks per rank; ddp: every network on all ranks (default: the recipe's)")
     p.add_argument("--trainings-per-device", type=positive_int, metavar="N",
-                   help="trainings at once per process with the shard strategy (default: on a GPU the recipe's "
-                        "runner.trainings_per_device; on the CPU the cores of this process, one thread each)")
+                   help="trainings (with a cohort engine: cohorts) at once per process with the shard strategy "
+                        "(default: on a GPU the recipe's runner.trainings_per_device, 1 for cohort-graphs; on the "
+                        "CPU the cores of this process, one thread each)")
     p.add_argument("--engine", choices=ENGINES,
                    help="eager: one network at a time per thread; cohort: --cohort-size networks of one seed in "
                         "lockstep per thread (the same numbers); cohort-graphs: the same as CUDA graphs "
