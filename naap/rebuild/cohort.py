@@ -31,9 +31,10 @@ from naap.errors import NaapError
 from naap.rebuild import cohort_graphs, settings
 from naap.rebuild import train as T
 from naap.rebuild.datasets import DeviceData
+from naap.rebuild.recipe import ENGINES as RUNNER_ENGINES
 from naap.rebuild.recipe import Training
 
-ENGINES = ("cohort", "cohort-graphs")
+ENGINES = tuple(engine for engine in RUNNER_ENGINES if engine != "eager")  # this module's
 
 
 @dataclass

@@ -56,9 +56,9 @@ def test_smoke_is_bit_identical_from_every_launch(tmp_path):
     assert {r["rank"] for r in records(tmp_path / "two-nodes")} == {0, 1}
 
 
-def test_smoke_by_cohorts_is_bit_identical_to_eager_alone_and_under_torchrun(tmp_path):
+def test_smoke_by_cohorts_is_bit_identical_to_eager_alone_and_under_torchrun(smoke_run, tmp_path):
     """Cohorts of 3 (smoke: two seeds of 4 jobs, so cohorts of 3 and of 1), one process and two."""
-    eager = build(tmp_path, SMOKE, "plain")
+    eager = smoke_run
     runs = {("cohort", 0): "cohort", ("cohort", 2): "cohort-torchrun-2", ("cohort-graphs", 0): "graphs"}
     for (engine, ranks), name in runs.items():
         out = dataset(tmp_path, SMOKE, name, "--engine", engine, "--cohort-size", 3, ranks=ranks)
