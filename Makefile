@@ -48,8 +48,10 @@ dataset: $(INSTALLED)
 merge: $(INSTALLED)
 	$(BIN)/naap merge $(OUT)
 
-# With a GPU: the smoke recipe on CUDA with 1 and with 4 trainings per device, compared bit for bit,
-# with steps/s per network and per GPU. Without one it says so and fails (exit 2).
+# With a GPU, in minutes: versions and settings; device images == CPU images; naap == the paper's loop
+# on CUDA; the smoke recipe as eager x1, eager x4, cohort K=4 and K=1, cohort-graphs, compared bit for
+# bit, with steps/s per network and per GPU; kernels and host launches per network-step; the projected
+# NAAP-440 hours. Exit 1 on any difference; without a GPU it says so in one line (exit 2).
 .PHONY: gpu-check
 gpu-check: $(INSTALLED)
 	$(BIN)/python benchmarks/gpu_check.py
@@ -70,6 +72,13 @@ bench-leaderboard: $(INSTALLED)
 bench-query: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_query.py
 
+# Per network-step, eager against cohorts of K = 1, 4, 32 (any machine): kernel-launching ops, host
+# syncs inside a step (must be 0), device-to-host reads per epoch (must be 1); and the cohort-vs-eager
+# speed per core, measured in the same run, numbers checked bit-identical. Exit 1 on a failed invariant.
+.PHONY: bench-launches
+bench-launches: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_launches.py
+
 # Every benchmark: each reports a ratio against a plain baseline measured in the same run.
 .PHONY: bench
-bench: bench-training bench-leaderboard bench-query
+bench: bench-training bench-leaderboard bench-query bench-launches

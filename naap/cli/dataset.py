@@ -6,7 +6,7 @@ from pathlib import Path
 from naap.cli.arguments import positive_int
 from naap.rebuild.build import run_dataset
 from naap.rebuild.jobs import Shard
-from naap.rebuild.recipe import STRATEGIES
+from naap.rebuild.recipe import ENGINES, STRATEGIES
 
 
 def add_command(subparsers) -> None:
@@ -20,8 +20,15 @@ def add_command(subparsers) -> None:
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="shard: whole networks per rank; ddp: every network on all ranks (default: the recipe's)")
     p.add_argument("--trainings-per-device", type=positive_int, metavar="N",
-                   help="trainings at once per process with the shard strategy (default: on a GPU the recipe's "
-                        "runner.trainings_per_device; on the CPU the cores of this process, one thread each)")
+                   help="trainings (with a cohort engine: cohorts) at once per process with the shard strategy "
+                        "(default: on a GPU the recipe's runner.trainings_per_device, 1 for cohort-graphs; on the "
+                        "CPU the cores of this process, one thread each)")
+    p.add_argument("--engine", choices=ENGINES,
+                   help="eager: one network at a time per thread; cohort: --cohort-size networks of one seed in "
+                        "lockstep per thread (the same numbers); cohort-graphs: the same as CUDA graphs "
+                        "(default: the recipe's runner.engine, else eager; docs/regenerating.md)")
+    p.add_argument("--cohort-size", type=positive_int, metavar="K",
+                   help="networks per cohort with a cohort engine (default: the recipe's runner.cohort_size, else 4)")
     p.add_argument("--shard", type=Shard.parse, metavar="I/N",
                    help="train only the jobs whose index %% N == I (job arrays: one shard per task), write their "
                         "parts and do not merge; `naap merge DIR` merges once every shard is done")

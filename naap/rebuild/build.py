@@ -23,8 +23,9 @@ from naap.rebuild.datasets import DeviceData, load_dataset
 from naap.rebuild.jobs import Job, Plan, Shard, make_plan
 from naap.rebuild.merge import is_merged, merge, merged_architectures, nothing_to_do, summary
 from naap.rebuild.progress import Progress
-from naap.rebuild.recipe import load_recipe
-from naap.rebuild.strategies import Trainer, default_trainings_per_device, launch_record, train_ddp, train_shard
+from naap.rebuild.recipe import MAX_COHORT_SIZE, engine_conflict, load_recipe
+from naap.rebuild.strategies import (Trainer, default_trainings_per_device, launch_record, train_cohorts, train_ddp,
+                                     train_shard)
 from naap.rebuild.workspace import Workspace
 
 
@@ -55,6 +56,10 @@ def _check_arguments(args) -> tuple[Plan, Workspace | None, Workspace | None]:
     if args.out is None and not args.estimate:
         raise NaapError("--out: required (the dataset directory to write or resume)")
     recipe = load_recipe(args.recipe)
+    if message := engine_conflict(args.strategy or recipe.runner.strategy, engine_of(args, recipe)):
+        raise NaapError(f"--engine: {message}")
+    if args.cohort_size is not None and args.cohort_size > MAX_COHORT_SIZE:
+        raise NaapError(f"--cohort-size: at most {MAX_COHORT_SIZE}, got {args.cohort_size}")
     plan = make_plan(recipe, args.limit)
     ws = Workspace(args.out) if args.out is not None else None
     if ws is not None:
@@ -63,6 +68,11 @@ def _check_arguments(args) -> tuple[Plan, Workspace | None, Workspace | None]:
             ws.check_recipe(recipe)
     source = reuse.open_source(args.reuse, recipe, args.out) if args.reuse is not None else None
     return plan, ws, source
+
+
+def engine_of(args, recipe) -> str:
+    """The engine a run trains with: --engine, else the recipe's runner.engine."""
+    return args.engine or recipe.runner.engine
 
 
 def _build(args, cluster: Cluster, plan: Plan, ws: Workspace | None, source: Workspace | None) -> int:
@@ -77,14 +87,15 @@ def _build(args, cluster: Cluster, plan: Plan, ws: Workspace | None, source: Wor
         # With one process, ddp is the shard strategy; and the records say so.
         strategy = "ddp" if (args.strategy or recipe.runner.strategy) == "ddp" and cluster.world > 1 else "shard"
         data = cluster.agree(lambda: _load_data(plan, cluster, strategy))
+        engine = engine_of(args, recipe)
         per_device = 1 if strategy == "ddp" else (args.trainings_per_device
-                                                  or default_trainings_per_device(cluster, recipe))
+                                                  or default_trainings_per_device(cluster, recipe, engine))
         measure = args.estimate or args.max_hours is not None
         at_once = cluster.world * per_device
         cluster.agree(lambda: _cost(todo, data, plan, at_once, measure, args.max_hours) if cluster.rank == 0 else None)
         if args.estimate:
             return 0
-        _train(args, cluster, plan, ws, todo, data, strategy, per_device)
+        _train(args, cluster, plan, ws, todo, data, strategy, per_device, engine)
     elif args.estimate:
         print(f"{ws.root}: every part is in; nothing left to train")
         return 0
@@ -142,16 +153,23 @@ def _cost(todo: list[Job], data: DeviceData, plan: Plan, at_once: int, measure: 
 
 
 def _train(args, cluster: Cluster, plan: Plan, ws: Workspace, todo: list[Job], data: DeviceData, strategy: str,
-           per_device: int) -> None:
+           per_device: int, engine: str) -> None:
     stop = threading.Event()
     shard = str(args.shard) if args.shard is not None else None
     progress = Progress(cluster, len(todo), len(plan.jobs_of(args.shard)), plan.recipe.training.epochs, stop)
     flock = uses_flock(cluster, args.shard)
-    launch = launch_record(cluster, data, strategy, shard, per_device, flock, settings.describe(cluster.device))
-    trainer = Trainer(ws, cluster, plan.recipe, data, strategy, per_device, progress, stop, launch)
+    cohort_size = None if engine == "eager" else (args.cohort_size or plan.recipe.runner.cohort_size)
+    launch = launch_record(cluster, data, strategy, shard, per_device, flock, settings.describe(cluster.device),
+                           engine, cohort_size)
+    trainer = Trainer(ws, cluster, plan.recipe, data, strategy, per_device, progress, stop, launch, engine)
     claims = Claims(todo, ws, cluster.store, local_locks=flock, stop=stop)
     try:
-        (train_ddp if strategy == "ddp" else train_shard)(trainer, claims)
+        if strategy == "ddp":
+            train_ddp(trainer, claims)
+        elif engine == "eager":
+            train_shard(trainer, claims)
+        else:
+            train_cohorts(trainer, claims, cohort_size)
     except Exception as exc:
         if cluster.world > 1:  # the other ranks stop at their next epoch, quietly
             cluster.tell_failure(f"rank {cluster.rank}: {exc}")

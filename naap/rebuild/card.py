@@ -10,12 +10,15 @@ def dataset_card(tables: Tables, plan: Plan, about: dict) -> str:
     limited = (f"\n\nA --limit try: the first {p['limit']} of the recipe's {plan.recipe_architectures} architectures "
                f"(a full run of the recipe replaces these tables)." if p["limit"] else "")
     shards = f", shards {', '.join(p['shards'])}" if p["shards"] else ""
+    # parts written before runner.engine existed were trained eagerly
+    engines = ", ".join(p.get("engines") or ["eager"])
+    cohorts = f" (cohorts of {', '.join(map(str, p['cohort_sizes']))})" if p.get("cohort_sizes") else ""
     return f"""# {recipe.name}
 
 Rebuilt with `naap dataset {recipe.path.name}` (naap {p['versions']['naap']}, torch {p['versions']['torch']})
 on {', '.join(p['devices'])};
 strategy {', '.join(p['strategies'])}, {', '.join(map(str, p['world_sizes']))} process(es){shards},
-{', '.join(map(str, p['trainings_per_device']))} training(s) at once per device,
+{', '.join(map(str, p['trainings_per_device']))} training thread(s) at once per device, engine {engines}{cohorts},
 {', '.join(map(str, p['threads_per_training']))} CPU thread(s) per training.{limited}
 
 - {len(a)} architectures ({int(a['is_test'].sum())} test items), {len(p['seeds'])} seed(s),

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from typing import Iterator
 
 from naap.rebuild.cluster import Cluster
-from naap.rebuild.jobs import Job, Shard
+from naap.rebuild.jobs import Job, Shard, cohorts
 from naap.rebuild.workspace import Workspace
 
 # How often a worker looks again at a job that another run on this host is training.
@@ -53,8 +53,29 @@ class Claims:
                     self.busy.put(job)
                 elif not self.ws.part(job).exists():
                     yield job
-        # Wait for the jobs another run was training (or take them over if it stopped), so that
-        # every part is in when this run ends and rank 0 can merge.
+        yield from self._busy_jobs()
+
+    def cohorts(self, size: int) -> Iterator[list[Job]]:
+        """As jobs(), a cohort at a time (naap.rebuild.jobs.cohorts: up to `size` jobs of one seed, the
+        store's counter handing out cohorts): every member is held until the worker asks for the next.
+        A member held by another run waits as jobs() does and is trained later, as a cohort of one;
+        a member whose part exists is left out."""
+        groups = cohorts(self.todo, size)
+        while not self.stop.is_set() and (index := self.store.add("next", 1) - 1) < len(groups):
+            with ExitStack() as holds:
+                members = []
+                for job in groups[index]:
+                    if not holds.enter_context(self._held(job)):
+                        self.busy.put(job)
+                    elif not self.ws.part(job).exists():
+                        members.append(job)
+                if members:
+                    yield members
+        yield from ([job] for job in self._busy_jobs())
+
+    def _busy_jobs(self) -> Iterator[Job]:
+        """Wait for the jobs another run was training (or take them over if it stopped), so that
+        every part is in when this run ends and rank 0 can merge."""
         while not self.stop.is_set():
             try:
                 job = self.busy.get_nowait()

@@ -38,6 +38,16 @@ class Job:
         return f"arch{self.arch_id:04d}-seed{self.seed}"
 
 
+def cohorts(jobs: list[Job], size: int) -> list[list[Job]]:
+    """`jobs` in cohorts of at most `size` jobs of one seed (naap.rebuild.cohort: members share the
+    seed's batches), in the jobs' order within each seed and the seeds' order of first appearance:
+    the same cohorts on every machine. A --shard's cohorts are made within the shard."""
+    by_seed: dict[int, list[Job]] = {}
+    for job in jobs:
+        by_seed.setdefault(job.seed, []).append(job)
+    return [group[i:i + size] for group in by_seed.values() for i in range(0, len(group), size)]
+
+
 @dataclass(frozen=True)
 class Shard:
     """`--shard I/N`: the I-th of N disjoint slices of a recipe's jobs (0 <= I < N)."""

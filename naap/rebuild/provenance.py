@@ -3,7 +3,7 @@
 - `versions(*packages)`: Python's version and the installed packages', for every provenance.
 - `run_record(...)`: what a part of `naap dataset` keeps in its Parquet metadata: the job, how
   it ended, and the launch that trained it (device, host, rank, world size, strategy, shard,
-  trainings per device, threads per training, flock claims, `naap.rebuild.settings.describe(device)`,
+  trainings per device, engine, cohort size, threads per training, flock claims, `naap.rebuild.settings.describe(device)`,
   versions).
 - `rebuilt(...)`: the merged tables' provenance, from the plan and the parts' records.
 - `proxies(...)`: a proxies.parquet's provenance.
@@ -22,7 +22,7 @@ CORE_PACKAGES = ("numpy", "pandas", "pyarrow")
 # The merged provenance lists the distinct values of these fields of the parts' launches.
 LAUNCH_FIELDS = {"devices": "device", "hosts": "host", "world_sizes": "world_size", "strategies": "strategy",
                  "shards": "shard", "trainings_per_device": "trainings_per_device",
-                 "threads_per_training": "threads_per_training"}
+                 "threads_per_training": "threads_per_training", "engines": "engine", "cohort_sizes": "cohort_size"}
 
 
 def versions(*packages: str) -> dict[str, str]:
@@ -39,11 +39,12 @@ def versions(*packages: str) -> dict[str, str]:
 
 def launch_record(*, device: str, host: str, rank: int, world_size: int, strategy: str, shard: str | None,
                   trainings_per_device: int, threads_per_training: int, flock_claims: bool, settings: dict,
-                  dataset: dict) -> dict:
+                  dataset: dict, engine: str, cohort_size: int | None) -> dict:
     """The fields every part trained by one process shares (flock_claims: whether its claims
-    also took flock locks, naap.rebuild.claims)."""
+    also took flock locks, naap.rebuild.claims; engine: runner.engine; cohort_size: the most networks
+    a thread trained in lockstep, None for eager)."""
     return {"device": device, "host": host, "rank": rank, "world_size": world_size, "strategy": strategy,
-            "shard": shard, "trainings_per_device": trainings_per_device,
+            "shard": shard, "trainings_per_device": trainings_per_device, "engine": engine, "cohort_size": cohort_size,
             "threads_per_training": threads_per_training, "flock_claims": flock_claims, "settings": settings,
             "dataset": dataset, "versions": versions("torch", "torchvision")}
 
@@ -76,7 +77,8 @@ def rebuilt(*, recipe_name: str, recipe_file: str, recipe_contents: dict, archit
         "seeds": sorted({r["seed"] for r in records}),
         "diverged": [{"arch_id": r["arch_id"], "seed": r["seed"]} for r in records if r["diverged"]],
         "split_test_items": test_items,
-        **{name: sorted({r[key] for r in records if r[key] is not None}) for name, key in LAUNCH_FIELDS.items()},
+        # .get: parts written before a field existed (e.g. engine, cohort_size) do not have it
+        **{name: sorted({r.get(key) for r in records if r.get(key) is not None}) for name, key in LAUNCH_FIELDS.items()},
         "started": _iso(started), "finished": _iso(finished),
         "wall_seconds": round(finished - started, 1),
         "train_seconds": round(train_seconds, 1),

@@ -31,9 +31,13 @@ MAX_SEED = 2 ** 63 - 1
 MAX_POSITIONS = 64             # layer positions: the walk over the space recurses once per position
 MAX_OPTIONS = 10_000           # layers one position offers: the walk and the sampler go through all of them
 MAX_TRAININGS_PER_DEVICE = 64  # threads sharing one device
+MAX_COHORT_SIZE = 4_096        # trainings one thread steps in lockstep (naap.rebuild.cohort)
 MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_PATH_CHARS = 100, 2_000, 4_096
 DATASETS = tuple(DATASET_SHAPES)
 STRATEGIES = ("shard", "ddp")
+# How a thread trains: eager (one network at a time, train()), cohort (runner.cohort_size networks of
+# one seed in lockstep, naap.rebuild.cohort), cohort-graphs (the same, replayed as CUDA graphs).
+ENGINES = ("eager", "cohort", "cohort-graphs")
 GENERATOR_MODES = ("enumerate", "sample")
 
 
@@ -101,6 +105,8 @@ class Split:
 class Runner:
     strategy: str = "shard"
     trainings_per_device: int = 1
+    engine: str = "eager"
+    cohort_size: int = 4
 
 
 @dataclass(frozen=True)
@@ -334,6 +340,27 @@ def _extra_seeds(r: _Reader, raw: Any) -> ExtraSeeds:
     )
 
 
+def _runner(r: _Reader, raw: Any) -> Runner:
+    m = r.mapping(raw, "runner", {"strategy", "trainings_per_device", "engine", "cohort_size"}, set())
+    runner = Runner(
+        strategy=r.scalar(m.get("strategy", "shard"), "runner.strategy", str, _one_of(STRATEGIES)),
+        trainings_per_device=r.scalar(m.get("trainings_per_device", 1), "runner.trainings_per_device",
+                                      int, _between(1, MAX_TRAININGS_PER_DEVICE)),
+        engine=r.scalar(m.get("engine", "eager"), "runner.engine", str, _one_of(ENGINES)),
+        cohort_size=r.scalar(m.get("cohort_size", 4), "runner.cohort_size", int, _between(1, MAX_COHORT_SIZE)),
+    )
+    if message := engine_conflict(runner.strategy, runner.engine):
+        raise r.fail("runner.engine", message)
+    return runner
+
+
+def engine_conflict(strategy: str, engine: str) -> str | None:
+    """Why `engine` cannot run under `strategy`, or None."""
+    if strategy == "ddp" and engine != "eager":
+        return f"{engine} needs the shard strategy (ddp trains one network on every rank); use engine eager"
+    return None
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file, given by its path or as the name of a shipped recipe."""
     path = recipe_path(path)
@@ -353,7 +380,7 @@ def load_recipe(path: str | Path) -> Recipe:
     space, generator = _search_space(r, top["search_space"], dataset.shape[1])
     training = _training(r, top["training"], dataset)
     split = r.mapping(top["split"], "split", {"test_items"}, {"test_items"})
-    runner = r.mapping(top.get("runner", {}), "runner", {"strategy", "trainings_per_device"}, set())
+    runner = _runner(r, top.get("runner", {}))
     return Recipe(
         name=name,
         path=path,
@@ -362,10 +389,6 @@ def load_recipe(path: str | Path) -> Recipe:
         dataset=dataset,
         training=training,
         split=Split(r.scalar(split["test_items"], "split.test_items", int, _between(0, MAX_SCHEMES))),
-        runner=Runner(
-            strategy=r.scalar(runner.get("strategy", "shard"), "runner.strategy", str, _one_of(STRATEGIES)),
-            trainings_per_device=r.scalar(runner.get("trainings_per_device", 1), "runner.trainings_per_device",
-                                          int, _between(1, MAX_TRAININGS_PER_DEVICE)),
-        ),
+        runner=runner,
         raw=raw,
     )

@@ -5,6 +5,9 @@
   one intra-op thread (naap.rebuild.settings), so by default a process trains as many networks at
   once as it has cores (divided among the processes of its node): the numbers do not
   depend on how the run was launched.
+- cohorts (runner.engine cohort, cohort-graphs, with the shard strategy): each thread trains
+  claimed cohorts of runner.cohort_size jobs of one seed in lockstep (naap.rebuild.cohort), with the
+  numbers each job would have alone; each member's part is written as soon as it is done.
 - ddp: every rank trains each network together (DistributedDataParallel); rank 0 claims
   the jobs and writes the parts.
 
@@ -30,6 +33,7 @@ from naap.bench.space import scheme_hash
 from naap.errors import NaapError
 from naap.rebuild import provenance
 from naap.rebuild.claims import Claims
+from naap.rebuild.cohort import train_cohort
 from naap.rebuild.cluster import Cluster
 from naap.rebuild.datasets import DeviceData
 from naap.rebuild.jobs import Job
@@ -37,18 +41,19 @@ from naap.rebuild.progress import Progress
 from naap.rebuild.proxies import BATCH_SIZE as PROXY_IMAGES
 from naap.rebuild.proxies import compute_proxies
 from naap.rebuild.recipe import Recipe
-from naap.rebuild.train import EpochMetrics, Stopped, train
+from naap.rebuild.train import EpochMetrics, RunResult, Stopped, train
 from naap.rebuild.workspace import Workspace
 
 # How often the main thread wakes while the workers train (to take signals promptly).
 WAKE_SECONDS = 0.2
 
 
-def default_trainings_per_device(cluster: Cluster, recipe: Recipe) -> int:
-    """On a GPU, the recipe's runner.trainings_per_device; on the CPU, this process's share of
-    the cores it may run on (one single-threaded training per core)."""
+def default_trainings_per_device(cluster: Cluster, recipe: Recipe, engine: str = "eager") -> int:
+    """On a GPU, the recipe's runner.trainings_per_device (1 for cohort-graphs: a capture stalls
+    the device); on the CPU, this process's share of the cores it may run on (one single-threaded
+    training, or cohort, per core)."""
     if cluster.device.type == "cuda":
-        return recipe.runner.trainings_per_device
+        return 1 if engine == "cohort-graphs" else recipe.runner.trainings_per_device
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, cores // cluster.local_world)
 
@@ -66,6 +71,7 @@ class Trainer:
     progress: Progress
     stop: threading.Event
     launch: dict  # naap.rebuild.provenance.launch_record
+    engine: str = "eager"  # runner.engine
 
     def run(self, job: Job) -> None:
         new_epochs = 0
@@ -87,14 +93,41 @@ class Trainer:
             raise NaapError(f"{self.recipe.path}: runner.trainings_per_device: {job.name} ran out of memory on "
                             f"{self.cluster.device} with {self.trainings_per_device} training(s) at once; "
                             f"ask for fewer (--trainings-per-device)") from None
-        finished = time.time()
         if writes:
-            record = provenance.run_record(
-                self.launch, arch_id=job.arch_id, seed=job.seed, arch_hash=scheme_hash(job.scheme),
-                diverged=result.diverged, epochs=len(result.epochs), resumed_epochs=len(result.epochs) - new_epochs,
-                started=started, finished=finished, proxies=proxies)
-            self.ws.write_part(job, result.epochs, record)
-            self.progress.finished(job, result.epochs, result.diverged, finished - started, new_epochs)
+            self._write(job, result, started, new_epochs, proxies)
+
+    def run_cohort(self, jobs: list[Job]) -> None:
+        """Train `jobs` (one seed) in lockstep with naap.rebuild.cohort; each member's part is written
+        as soon as it has its last epoch or diverges, while the others train on."""
+        new_epochs = [0] * len(jobs)
+        started = time.time()
+        proxies = [self.proxies(job) for job in jobs]
+
+        def on_epoch(i: int, metrics: EpochMetrics) -> None:
+            new_epochs[i] += 1
+            self.progress.epoch()
+
+        def on_finished(i: int, result: RunResult) -> None:
+            self._write(jobs[i], result, started, new_epochs[i], proxies[i])
+
+        try:
+            train_cohort([job.scheme for job in jobs], self.data, self.recipe.training, jobs[0].seed,
+                         device=self.cluster.device, checkpoints=[self.ws.checkpoint(job) for job in jobs],
+                         engine=self.engine, on_epoch=on_epoch, on_finished=on_finished, stop=self.stop)
+        except torch.cuda.OutOfMemoryError:
+            raise NaapError(f"{self.recipe.path}: runner.cohort_size: a cohort of {len(jobs)} ({jobs[0].name}, ...) "
+                            f"ran out of memory on {self.cluster.device} with {self.trainings_per_device} cohort(s) "
+                            f"at once; ask for smaller ones (--cohort-size)") from None
+
+    def _write(self, job: Job, result: RunResult, started: float, new_epochs: int, proxies: dict | None) -> None:
+        """A finished job's part, with its record, and its line of progress."""
+        finished = time.time()
+        record = provenance.run_record(
+            self.launch, arch_id=job.arch_id, seed=job.seed, arch_hash=scheme_hash(job.scheme),
+            diverged=result.diverged, epochs=len(result.epochs), resumed_epochs=len(result.epochs) - new_epochs,
+            started=started, finished=finished, proxies=proxies)
+        self.ws.write_part(job, result.epochs, record)
+        self.progress.finished(job, result.epochs, result.diverged, finished - started, new_epochs)
 
     def proxies(self, job: Job) -> dict | None:
         """The zero-cost proxies of the network this job starts from (naap.rebuild.proxies), on the first
@@ -110,14 +143,15 @@ class Trainer:
 
 
 def launch_record(cluster: Cluster, data: DeviceData, strategy: str, shard: str | None,
-                  trainings_per_device: int, flock_claims: bool, settings: dict) -> dict:
+                  trainings_per_device: int, flock_claims: bool, settings: dict, engine: str = "eager",
+                  cohort_size: int | None = None) -> dict:
     """What every part this process trains records about the launch."""
     hardware = settings["hardware"]  # on the CPU, the processor's model is named too
     name = hardware["device"] if cluster.device.type == "cuda" else f"{hardware['device']} ({hardware['cpu']})"
     return provenance.launch_record(
         device=name, host=socket.gethostname(), rank=cluster.rank, world_size=cluster.world, strategy=strategy,
         shard=shard, trainings_per_device=trainings_per_device, threads_per_training=torch.get_num_threads(),
-        flock_claims=flock_claims, settings=settings,
+        flock_claims=flock_claims, settings=settings, engine=engine, cohort_size=cohort_size,
         dataset={"name": data.name, "in_channels": data.in_channels, "input_size": data.input_size,
                  "num_classes": data.num_classes, "train_size": len(data.train_y), "test_size": len(data.test_y)})
 
@@ -127,6 +161,16 @@ def train_shard(trainer: Trainer, claims: Claims) -> None:
     def work() -> None:
         for job in claims.jobs():
             trainer.run(job)
+
+    in_threads(work, trainer.trainings_per_device, trainer.cluster.device, trainer.stop)
+
+
+def train_cohorts(trainer: Trainer, claims: Claims, size: int) -> None:
+    """`trainings_per_device` threads each train claimed cohorts of up to `size` jobs of one seed
+    (runner.engine cohort or cohort-graphs) until none is left."""
+    def work() -> None:
+        for jobs in claims.cohorts(size):
+            trainer.run_cohort(jobs)
 
     in_threads(work, trainer.trainings_per_device, trainer.cluster.device, trainer.stop)
 

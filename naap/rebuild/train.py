@@ -156,15 +156,7 @@ def _train(scheme, data: DeviceData, training: Training, seed: int, device: torc
     smallest_batch = training.smallest_batch(len(data.train_y))
     if smallest_batch < world:
         raise NaapError(f"training.batch_size: a batch of {smallest_batch} images cannot be split over {world} ranks")
-    with GLOBAL_RNG_LOCK:
-        seed_everything(seed)
-        model = build_network(scheme, data.in_channels, data.num_classes)
-    model = model.to(device, memory_format=settings.MEMORY_FORMAT)
-    optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
-                                weight_decay=training.weight_decay, nesterov=training.nesterov)
-    numeric = {key: value for key, value in settings.describe(device).items() if key != "hardware"}
-    fingerprint = {"scheme": scheme_to_dicts(scheme), "seed": seed, "training": asdict(training) | {"seeds": None, "extra_seeds": None},
-                   "data": [data.name, len(data.train_y), len(data.test_y)], "ranks": world, "settings": numeric}
+    model, optimizer, fingerprint = new_training(scheme, data, training, seed, device, world, "eager")
     epochs: list[EpochMetrics] = []
     diverged = False
     saved = _load_checkpoint(checkpoint, fingerprint, rank, ddp, device)
@@ -204,6 +196,24 @@ def _train(scheme, data: DeviceData, training: Training, seed: int, device: torc
         if on_epoch is not None and not diverged:
             on_epoch(metrics)
     return RunResult(seed=seed, epochs=epochs, diverged=diverged)
+
+
+def new_training(scheme: Scheme, data: DeviceData, training: Training, seed: int, device: torch.device,
+                 ranks: int, engine: str) -> tuple[nn.Module, torch.optim.SGD, dict]:
+    """A training's network (seeded), optimizer and checkpoint fingerprint, as every engine starts it
+    (naap.rebuild.cohort builds its members with this too). The fingerprint names the engine: a
+    checkpoint is resumed only by the engine that wrote it."""
+    with GLOBAL_RNG_LOCK:
+        seed_everything(seed)
+        model = build_network(scheme, data.in_channels, data.num_classes)
+    model = model.to(device, memory_format=settings.MEMORY_FORMAT)
+    optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
+                                weight_decay=training.weight_decay, nesterov=training.nesterov)
+    numeric = {key: value for key, value in settings.describe(device).items() if key != "hardware"}
+    fingerprint = {"scheme": scheme_to_dicts(scheme), "seed": seed, "training": asdict(training) | {"seeds": None, "extra_seeds": None},
+                   "data": [data.name, len(data.train_y), len(data.test_y)], "ranks": ranks, "settings": numeric,
+                   "engine": engine}
+    return model, optimizer, fingerprint
 
 
 def _stop_requested(stop: threading.Event | None, ddp: bool, device: torch.device) -> bool:
@@ -250,15 +260,26 @@ def _train_epoch(model, optimizer, data: DeviceData, training: Training, seed: i
     stats = torch.cat([batch_losses, torch.stack([train_correct.float(), test_loss, test_correct.float()])])
     if ddp:
         dist.all_reduce(stats)
-    stats = stats.double().cpu().numpy()  # the epoch's one host synchronisation
-    losses = stats[:len(batches)]
+    return epoch_metrics(to_host(stats), epoch, lr, n, len(data.test_y), time.perf_counter() - start)
+
+
+def to_host(stats: torch.Tensor) -> np.ndarray:
+    """The epoch's one host synchronisation (every engine reads through it; `make bench-launches`
+    counts its calls)."""
+    return stats.double().cpu().numpy()
+
+
+def epoch_metrics(stats: np.ndarray, epoch: int, lr: float, train_size: int, test_size: int,
+                  seconds: float) -> EpochMetrics | None:
+    """An epoch's metrics from its host row [batch losses..., train correct, test loss, test correct];
+    None if the run diverged in it (see exploded)."""
+    losses = stats[:-3]
     if exploded(losses):
         return None
-    n_test = len(data.test_y)
     return EpochMetrics(epoch=epoch, lr=lr, train_loss_mean=float(np.mean(losses)),
                         train_loss_median=float(np.median(losses)),
-                        test_accuracy=float(stats[-1] / n_test), test_loss=float(stats[-2] / n_test),
-                        train_accuracy=float(stats[-3] / n), epoch_seconds=time.perf_counter() - start)
+                        test_accuracy=float(stats[-1] / test_size), test_loss=float(stats[-2] / test_size),
+                        train_accuracy=float(stats[-3] / train_size), epoch_seconds=seconds)
 
 
 @torch.inference_mode()
@@ -310,7 +331,7 @@ def _read_checkpoint(path: Path | None, fingerprint: dict) -> dict | None:
     except Exception as exc:  # torch.load raises many types for a damaged file
         raise NaapError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start over") from None
     if state.get("fingerprint") != fingerprint:
-        raise NaapError(f"{path}: checkpoint of another run (scheme, seed, training, data, ranks or settings "
-                        f"differ); "
+        raise NaapError(f"{path}: checkpoint of another run (scheme, seed, training, data, ranks, settings or "
+                        f"engine differ); "
                         f"delete it to start over")
     return state

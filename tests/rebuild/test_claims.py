@@ -12,7 +12,7 @@ import torch.distributed as dist
 
 from naap.rebuild.claims import Claims, uses_flock
 from naap.rebuild.cluster import Cluster
-from naap.rebuild.jobs import Shard, make_plan
+from naap.rebuild.jobs import Shard, cohorts, make_plan
 from naap.rebuild.progress import Progress
 from naap.rebuild.recipe import load_recipe
 from naap.rebuild.train import EpochMetrics
@@ -130,3 +130,62 @@ def test_a_failure_on_another_rank_stops_this_ranks_trainings(monkeypatch):
     Cluster(1, 2, 0, 1, torch.device("cpu"), store).tell_failure("rank 1: boom")
     assert stop.wait(5)
     rank0.close()
+
+
+def test_cohorts_are_one_seeds_jobs_in_their_order_chunked():
+    """Against a plain grouping loop: smoke's 8 jobs alternate two seeds."""
+    seeds = list(dict.fromkeys(job.seed for job in JOBS))
+    assert len(seeds) == 2
+    for size in (1, 3, 4, 100):
+        expected = []
+        for seed in seeds:
+            mine = [job for job in JOBS if job.seed == seed]
+            expected += [mine[start:start + size] for start in range(0, len(mine), size)]
+        assert cohorts(JOBS, size) == expected
+    assert [[job.index for job in group] for group in cohorts(JOBS, 3)] == [[0, 2, 4], [6], [1, 3, 5], [7]]
+
+
+def test_every_job_goes_to_exactly_one_cohort_of_one_worker_of_one_rank(tmp_path):
+    store, stop, taken, lock = dist.HashStore(), threading.Event(), [], threading.Lock()
+    ranks = [Claims(JOBS, Workspace(tmp_path), store, local_locks=False, stop=stop) for _ in range(2)]
+
+    def drain_cohorts(claims: Claims) -> None:
+        for group in claims.cohorts(3):
+            with lock:
+                taken.append(group)
+    workers = [threading.Thread(target=drain_cohorts, args=(claims,)) for claims in ranks for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    first = lambda group: group[0].index
+    assert sorted(taken, key=first) == sorted(cohorts(JOBS, 3), key=first)
+
+
+def test_a_cohort_leaves_out_a_member_whose_part_is_in_and_takes_a_busy_one_last_alone(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.part(JOBS[2]).parent.mkdir()
+    ws.part(JOBS[2]).touch()
+    ws.lock(JOBS[4]).parent.mkdir()
+    held = os.open(ws.lock(JOBS[4]), os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another run on this host trains job 4, then stops without its part
+    threading.Timer(0.3, os.close, [held]).start()
+    claims = Claims(JOBS, ws, dist.HashStore(), local_locks=True, stop=threading.Event())
+    assert [[job.index for job in group] for group in claims.cohorts(4)] == [[0, 6], [1, 3, 5, 7], [4]]
+
+
+def test_a_cohorts_members_are_held_while_it_trains(tmp_path):
+    ws = Workspace(tmp_path)
+    claims = Claims(JOBS, ws, dist.HashStore(), local_locks=True, stop=threading.Event())
+    claimed = claims.cohorts(4)  # held while the generator is suspended in the worker's hands
+    group = next(claimed)
+    for job in JOBS:
+        descriptor = os.open(ws.lock(job), os.O_RDONLY | os.O_CREAT)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            free = True
+        except BlockingIOError:
+            free = False
+        finally:
+            os.close(descriptor)
+        assert free == (job not in group), job.name

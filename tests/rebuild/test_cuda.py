@@ -1,20 +1,28 @@
 """CUDA: naap against the paper's loop on the GPU, device images equal to the CPU's, fp32 without TF32 (every
 flag readable), the cuBLAS workspace in effect, no failed allocation, deterministic, threads (each its own
 stream) equal to one training after another, DDP with SyncBatchNorm, no context on GPU 0 from a thread
-training on another GPU.
+training on another GPU, cohorts (eager and CUDA graphs) equal to their members trained alone.
 Skipped without a GPU (the same logic on the CPU is in tests/rebuild/test_train.py); without one,
 `make gpu-check` is checked to say so."""
 import dataclasses
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from naap._io import read_provenance, write_parquet
 from naap.bench.space import Layer
-from naap.rebuild import settings
+from naap.bench.tables import EPOCHS_SCHEMA
+from naap.rebuild import cohort_graphs, settings
+from naap.rebuild.cohort import train_cohort
 from naap.rebuild.datasets import load_dataset, write_synthetic_cifar10
 from naap.rebuild.recipe import DatasetSpec, Training
 from naap.rebuild.train import train
@@ -190,3 +198,45 @@ def test_gpu_check_without_a_gpu_says_so_in_one_line_and_exits_2():
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py")], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 2 and run.stdout.count("\n") == 1 and "no CUDA GPU" in run.stdout
+
+
+@needs_gpu
+@pytest.mark.parametrize("engine", ["cohort", "cohort-graphs"])
+def test_a_cohort_on_cuda_equals_its_members_trained_alone(data, engine):
+    """Three lr graphs (4 epochs: 0.1, 0.01, 0.001, then 0.1 replayed), the partial batch eager, no OOM
+    caught inside PyTorch (cuDNN would have fallen back to other kernels)."""
+    schemes = [SMALL, OTHER, SMALL, OTHER]
+    alone = [without_seconds(train(scheme, data, TRAINING, seed=7)) for scheme in schemes]
+    ooms = torch.cuda.memory_stats(0).get("num_ooms", 0)
+    together = train_cohort(schemes, data, TRAINING, seed=7, engine=engine)
+    assert [without_seconds(r) for r in together] == alone
+    assert torch.cuda.memory_stats(0).get("num_ooms", 0) == ooms
+
+
+@needs_gpu
+def test_cohort_graphs_capture_one_graph_per_learning_rate(data, monkeypatch):
+    made = []
+    real = cohort_graphs.GraphEngine._replay
+
+    def replay(self, lr, body):
+        real(self, lr, body)
+        made.append(sorted(self.graphs))
+    monkeypatch.setattr(cohort_graphs.GraphEngine, "_replay", replay)
+    train_cohort([SMALL, OTHER], data, TRAINING, seed=7, engine="cohort-graphs")
+    assert made[-1] == sorted({TRAINING.lr_at(epoch) for epoch in range(1, TRAINING.epochs + 1)})
+
+
+def test_gpu_check_names_the_first_difference_between_two_datasets(smoke_run, tmp_path):
+    """gpu_check's comparison (exit 1 names it), on the CPU: a copy of a dataset, then one value one ulp off."""
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    copy = Path(shutil.copytree(smoke_run, tmp_path / "copy"))
+    assert gpu_check.first_difference(smoke_run, copy) is None
+    epochs = pd.read_parquet(copy / "epochs.parquet")
+    row = epochs.iloc[5]
+    epochs.loc[5, "train_loss_mean"] = np.nextafter(row["train_loss_mean"], np.inf)
+    write_parquet(epochs, copy / "epochs.parquet", EPOCHS_SCHEMA, provenance=read_provenance(copy / "epochs.parquet"))
+    assert gpu_check.first_difference(smoke_run, copy).startswith(
+        f"epochs (arch_id={int(row['arch_id'])}, seed={int(row['seed'])}, epoch={int(row['epoch'])}), "
+        f"column train_loss_mean: {row['train_loss_mean']} vs ")

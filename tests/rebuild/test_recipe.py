@@ -68,6 +68,10 @@ DELETE = object()
     (("dataset", "name"), DELETE, "dataset.name: missing required key"),
     (("split", "test_items"), -1, "split.test_items: must be from 0 to"),
     (("runner", "strategy"), "fsdp", "runner.strategy: must be one of shard, ddp"),
+    (("runner", "engine"), "turbo", "runner.engine: must be one of eager, cohort, cohort-graphs"),
+    (("runner", "cohort_size"), 0, "runner.cohort_size: must be from 1 to 4,096"),
+    (("runner", "cohort_size"), "auto", "runner.cohort_size: must be int"),
+    (("runner",), {"strategy": "ddp", "engine": "cohort"}, "runner.engine: cohort needs the shard strategy"),
     (("training", "extra_seeds"), {"seeds": [20220819], "architectures": 4, "sample_seed": 0},
      "training.extra_seeds.seeds: seed 20220819 is in training.seeds already"),
     (("training", "extra_seeds"), {"seeds": [1], "architectures": 0, "sample_seed": 0},
@@ -103,8 +107,9 @@ def test_missing_and_malformed_files_are_named(tmp_path):
     (("training", "batch_size"), 50000),
     (("training", "optimizer", "lr"), 1),
     (("description",), "two\nlines\tand a tab"),
+    (("runner", "cohort_size"), 4096),
 ], ids=["kernel-31", "stride-32", "width-32767", "seed-2**63-1", "epochs-32767", "train-size-50000",
-        "test-size-10000", "batch-the-whole-set", "lr-an-integer", "description-multiline"])
+        "test-size-10000", "batch-the-whole-set", "lr-an-integer", "description-multiline", "cohort-4096"])
 def test_the_largest_values_that_fit_are_accepted(tmp_path, path, value):
     """The bounds refuse only what does not fit: each limit itself loads."""
     recipe = load_recipe(write(tmp_path, edit(path, value)))
@@ -135,3 +140,10 @@ def test_the_seeds_recipe_is_naap440_plus_40_architectures_with_two_more_seeds()
     assert main == [(job.arch_id, job.scheme) for job in base_plan.jobs] and len(main) == 440
     retrained = {job.arch_id for job in plan.jobs if job.seed in extra["seeds"]}
     assert len(retrained) == extra["architectures"] == 40 and len(plan.jobs) == 440 + 2 * 40
+
+
+def test_the_runner_defaults_to_eager_trainings(tmp_path):
+    runner = load_recipe(write(tmp_path, edit(("runner",), {}))).runner
+    assert (runner.strategy, runner.engine, runner.cohort_size) == ("shard", "eager", 4)
+    chosen = load_recipe(write(tmp_path, edit(("runner",), {"engine": "cohort-graphs", "cohort_size": 440}))).runner
+    assert (chosen.engine, chosen.cohort_size) == ("cohort-graphs", 440)

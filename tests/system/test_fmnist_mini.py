@@ -1,6 +1,7 @@
 """recipes/fmnist-mini.yaml end to end on real Fashion-MNIST images (about a minute per run on
 2 cores): the tables load like data/naap440's, and plain `naap dataset`, torchrun with 1 and
-with 2 processes give the same tables bit for bit, with no thread variables set."""
+with 2 processes, and the cohort engine under torchrun give the same tables bit for bit, with no
+thread variables set."""
 from pathlib import Path
 
 import pandas as pd
@@ -48,3 +49,10 @@ def test_fmnist_mini_runs_end_to_end_and_loads_like_data_naap440(plain):
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_fmnist_mini_from_torchrun_is_bit_identical_to_plain_naap_dataset(plain, ranks):
     assert_same_data(plain, dataset(plain.parent, FMNIST_MINI, f"torchrun-{ranks}", ranks=ranks))
+
+
+def test_fmnist_mini_by_cohorts_under_torchrun_is_bit_identical_to_eager(plain):
+    """runner.engine cohort, its 24 jobs in cohorts of 6 over 2 processes (one run: `make test`'s time;
+    the smoke recipe's cohorts run alone and under torchrun in tests/system/test_launches.py)."""
+    assert_same_data(plain, dataset(plain.parent, FMNIST_MINI, "cohort-torchrun-2", "--engine", "cohort",
+                                    "--cohort-size", 6, ranks=2))

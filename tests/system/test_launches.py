@@ -56,6 +56,19 @@ def test_smoke_is_bit_identical_from_every_launch(tmp_path):
     assert {r["rank"] for r in records(tmp_path / "two-nodes")} == {0, 1}
 
 
+def test_smoke_by_cohorts_is_bit_identical_to_eager_alone_and_under_torchrun(smoke_run, tmp_path):
+    """Cohorts of 3 (smoke: two seeds of 4 jobs, so cohorts of 3 and of 1), one process and two."""
+    eager = smoke_run
+    runs = {("cohort", 0): "cohort", ("cohort", 2): "cohort-torchrun-2", ("cohort-graphs", 0): "graphs"}
+    for (engine, ranks), name in runs.items():
+        out = dataset(tmp_path, SMOKE, name, "--engine", engine, "--cohort-size", 3, ranks=ranks)
+        assert_same_data(eager, out)
+        assert {(r["engine"], r["cohort_size"]) for r in records(out)} == {(engine, 3)}, name
+        assert read_provenance(out / "architectures.parquet")["engines"] == [engine]
+        assert f"engine {engine} (cohorts of 3)," in (out / "DATASET.md").read_text()
+    assert {(r["engine"], r["cohort_size"]) for r in records(eager)} == {("eager", None)}
+
+
 @pytest.mark.parametrize("device, local_world, cores, expected", [
     ("cpu", 1, 16, 16),   # plain naap dataset: one training per core
     ("cpu", 4, 16, 4),    # torchrun --nproc-per-node=4: the cores shared among the node's processes

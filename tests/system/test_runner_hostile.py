@@ -107,6 +107,19 @@ def test_out_that_is_a_file_is_refused(tmp_path, run, capsys):
     assert snapshot(tmp_path) == before and run.trainings == []
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--engine", "cohort", "--strategy", "ddp"),
+     "--engine: cohort needs the shard strategy (ddp trains one network on every rank); use engine eager"),
+    (("--engine", "cohort", "--cohort-size", "5000"), "--cohort-size: at most 4096, got 5000"),
+])
+def test_an_engine_the_launch_cannot_run_is_refused_before_anything(args, message, tmp_path, run, capsys, monkeypatch):
+    monkeypatch.setattr("naap.rebuild.build.load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    before = snapshot(tmp_path)
+    assert run(SMOKE, "--out", tmp_path / "out", *args) == 2
+    assert one_error_line(capsys) == message
+    assert snapshot(tmp_path) == before and run.trainings == []
+
+
 def test_a_read_only_out_is_refused_before_the_data_is_loaded(started, tmp_path, run, capsys, monkeypatch):
     monkeypatch.setattr("naap.rebuild.build.load_dataset", lambda *a, **k: pytest.fail("data loaded"))
     with read_only(started):

@@ -154,3 +154,20 @@ def test_a_failing_training_stops_the_other_at_its_next_epoch_and_its_checkpoint
     assert main(["dataset", str(long_recipe), "--out", str(out)]) == 0
     assert read_provenance(out / "parts" / f"{other.name}.parquet")["resumed_epochs"] == len(other_epochs)
     assert_same_data(baseline, out)
+
+
+def test_a_stopped_cohort_run_resumes_in_other_cohorts_to_the_same_data(workdir, long_recipe, baseline):
+    """Cohorts of 2 stopped by SIGTERM; resumed as cohorts of 4, which join members stopped at
+    different epochs: the eager run's data."""
+    out = workdir / "cohorts"
+    run = naap(workdir, "dataset", long_recipe, "--out", out, "--engine", "cohort", "--cohort-size", 2)
+    wait_for_a_part_then_a_few_epochs(run, out)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    kept = sorted(p.stem for p in (out / "checkpoints").glob("*.pt"))
+    assert run.returncode == 143 and kept, err
+    finish(naap(workdir, "dataset", long_recipe, "--out", out, "--engine", "cohort", "--cohort-size", 4))
+    assert_same_data(baseline, out)
+    for name in kept:
+        record = read_provenance(out / "parts" / f"{name}.parquet")
+        assert record["resumed_epochs"] >= 1 and (record["engine"], record["cohort_size"]) == ("cohort", 4)
