@@ -1,7 +1,6 @@
 """naap.rebuild.settings in fresh processes: every TF32 flag reads after apply, and the cuBLAS
 workspace is set at `import naap` (a user's own value kept) or a CUDA started under another one is
 refused. (The settings' values and their record: tests/rebuild/test_train.py; on a GPU: test_cuda.py.)"""
-import os
 import subprocess
 import sys
 
