@@ -9,22 +9,14 @@ from pathlib import Path
 from naap._io import read_provenance
 from naap.bench.tables import PROXIES_FILE, load_proxies, load_tables
 from naap.board import ceiling, features, predictors, protocols, report
+from naap.board.escape import datum, plain_line
+from naap.board.folder import check_out
 from naap.board.page import build_page
-from naap.board.report import MARKER
 from naap.board.summary import summarise
 from naap.errors import NaapError
 from naap.resources import NAAP440, shipped
 
 PROXY_SETS = ("proxies", "arch-proxies")
-
-
-def check_out(out: Path) -> None:
-    """--out must be new, empty, or a folder naap leaderboard wrote before (it holds the marker)."""
-    if out.exists() and not out.is_dir():
-        raise NaapError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise NaapError(f"--out {out}: not empty and not written by naap leaderboard (no {MARKER} in it); "
-                        "give a new or empty folder")
 
 
 def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str]) -> int:
@@ -46,8 +38,8 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
         left_out = [p.name for p in chosen if p.features in PROXY_SETS]
         chosen = [p for p in chosen if p.features not in PROXY_SETS]
         if left_out:
-            notices.append(f"No zero-cost proxies in {source} (`naap proxies {source} --data-free` writes them): "
-                           f"left out {', '.join(left_out)}.")
+            notices.append(f"No zero-cost proxies in {datum(source)} (`naap proxies {datum(source)} --data-free` "
+                           f"writes them): left out {', '.join(map(datum, left_out))}.")
         if not chosen:
             raise NaapError(f"{source}: every predictor selected reads the zero-cost proxies, which it does not have")
     frame = features.wide_frame(tables, None if proxies is None else proxies[0], source)
@@ -65,12 +57,12 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
                                       jobs=args.jobs, progress=not args.quiet, source=source)
     notices += outcome.notices
     for (protocol, predictor), rows in outcome.skipped.groupby(["protocol", "predictor"], sort=False):
-        notices.append(f"Skipped {predictor} under {protocol} at budget(s) "
+        notices.append(f"Skipped {datum(predictor)} under {protocol} at budget(s) "
                        f"{', '.join(map(str, sorted(rows['budget'])))}: {rows['reason'].iloc[0]}.")
     if outcome.results.empty:
-        raise NaapError(f"{source}: no predictor could be fitted ({notices[-1] if notices else 'no fits'})")
+        raise NaapError(f"{source}: no predictor could be fitted ({plain_line(notices[-1]) if notices else 'no fits'})")
     for line in notices:
-        print(f"naap: note: {line}", file=sys.stderr)
+        print(f"naap: note: {plain_line(line)}", file=sys.stderr)
     summary = summarise(outcome.results)
     folds = (protocols.cv_test_folds(frame, args.cv_repeats) if "cv" in chosen_protocols
              else [frame["ModelId"].to_numpy()])
@@ -89,7 +81,7 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
                              None if proxies is None else proxies[1], features.recorded_epochs(frame))
     written = report.write_leaderboard(out, outcome.results, outcome.predictions, summary, page, provenance)
     for text in page.headline:
-        print(text.replace("**", ""))
+        print(plain_line(text))
     print(f"wrote {len(written)} files to {args.out}/")
     return 0
 

@@ -7,6 +7,17 @@ from naap.errors import NaapError
 
 DEFAULT_BUDGETS = "0,3,6,9"
 DEFAULT_PROTOCOLS = "paper,cv,extrapolation"
+MAX_JOBS = 1024  # a larger --jobs is a typo; any --jobs is cut to the fits and the cores
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise NaapError(f"--jobs {text[:40]!r}: expected a whole number of processes, or -1 for all cores") from None
+    if jobs == 0 or jobs < -1 or jobs > MAX_JOBS:
+        raise NaapError(f"--jobs {text[:40]}: give a number of processes from 1 to {MAX_JOBS}, or -1 for all cores")
+    return jobs
 
 
 def _integers(text: str, what: str) -> list[int]:
@@ -58,7 +69,8 @@ def add_command(subparsers) -> None:
                         help="add a registered predictor by name, or a plug-in factory (repeatable)")
     parser.add_argument("--cv-repeats", type=int, default=2,
                         help="repeats of the k-fold split (default: 2, i.e. 22 folds of 40 on NAAP-440)")
-    parser.add_argument("--jobs", type=int, default=-1, help="parallel processes (default: all cores)")
+    parser.add_argument("--jobs", default="-1", help="worker processes, never more than the cores or the fits "
+                                                     "(default: -1, all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -68,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     chosen_protocols = _protocols(args.protocol)
     if args.cv_repeats < 1:
         raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1")
-    if args.jobs == 0:
-        raise NaapError("--jobs 0: give a number of processes, or -1 for all cores")
+    args.jobs = _jobs(args.jobs)
     # scikit-learn, joblib and matplotlib load here, not when `naap leaderboard --help` builds the parser
     from naap.board import leaderboard
 
