@@ -14,7 +14,7 @@ OPEN, CLOSE = "\ue000", "\ue001"  # private-use code points around a datum in a 
 _SPLIT = re.compile(f"{OPEN}(.*?){CLOSE}", re.DOTALL)
 # C0 and C1 controls, DEL, the Unicode line and paragraph separators: one line, no terminal escapes
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]|])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]|$])")  # $: GitHub's math
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP, CSV injection
 
 

@@ -204,6 +204,8 @@ def as_predictor(name: str, factory: Callable) -> Predictor:
     """A predictor from a factory returning an estimator (named `name`) or a Predictor."""
     try:
         made = factory()
+    except NaapError as exc:  # a Predictor with a wrong field: its own line, under the plug-in's name
+        raise NaapError(f"predictor {_shown(name)}: {exc}") from None
     except BaseException as exc:  # a plug-in's bug is its author's (SystemExit and the like too): one line
         raise NaapError(f"predictor {_shown(name)}: the factory raised {raised(exc)}") from None
     if isinstance(made, Predictor):

@@ -77,7 +77,7 @@ def test_markdown_reads_back_as_the_text_and_holds_no_markup(text):
     assert commonmark_text(escaped) == shown(text)
     assert "\n" not in escaped and "\r" not in escaped and "<" not in escaped and ">" not in escaped
     # every character that could open a link, a cell, emphasis or a code span is backslash-escaped
-    for match in re.finditer(r"[|\[\]`*_~]", escaped):
+    for match in re.finditer(r"[|\[\]`*_~$]", escaped):
         backslashes = len(escaped[:match.start()]) - len(escaped[:match.start()].rstrip("\\"))
         assert backslashes % 2 == 1, (text, escaped)
 
