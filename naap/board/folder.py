@@ -141,7 +141,11 @@ def switch(tmp: Path, out: Path) -> None:
             aside = Path(tempfile.mkdtemp(prefix=f".{out.name}{OLD}", dir=out.parent))
             held = _lock(out)
             try:
-                os.rename(out, aside)  # onto the empty folder just made: atomic
+                try:
+                    os.rename(out, aside)  # onto the empty folder just made: atomic
+                except OSError:
+                    os.rmdir(aside)
+                    raise
                 try:
                     os.rename(tmp, out)
                 except OSError:
