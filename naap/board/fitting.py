@@ -15,7 +15,7 @@ import re
 import signal
 import threading
 import time
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,13 +153,12 @@ def workers(jobs: int, fits: int) -> int:
     return max(1, min(cores if jobs < 0 else jobs, cores, fits))
 
 
-def _died(exc: BaseException, unfinished: list[Fit], count: int) -> NaapError:
+def _died(exc: BaseException, in_flight: list[Fit], count: int) -> NaapError:
     """One line for a worker that ended without a result (os._exit, a crash, the kernel's OOM
-    killer). Fits reach the workers in order, at most one queued beside each worker's, so the fit
-    that ended it is among the first `count` + 1 unfinished (the first, with one worker)."""
+    killer). The fit that ended it is one of those in flight (`count` + 1 at most, in the order
+    they were submitted); with one worker, the first of them, the one it was running."""
     codes = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))
-    suspects = list(dict.fromkeys(p.name for fit in unfinished[:count + 1 if count > 1 else 1]
-                                  for p in fit.predictors[-1:]))
+    suspects = list(dict.fromkeys(fit.predictors[-1].name for fit in in_flight[:1 if count == 1 else None]))
     return NaapError(f"a worker process ended without a result ({f'exit code {codes[1]}; ' if codes else ''}"
                      f"os._exit, a crash or out of memory) while fitting predictor "
                      f"{' or '.join(repr(name) for name in suspects)}; nothing was written")
@@ -185,18 +184,29 @@ def run_fits(frame: pd.DataFrame, fits: list[Fit], jobs: int = -1, progress: boo
     with tqdm(total=len(ordered), desc="fits", unit="fit", disable=not progress) as bar, \
             _workers_ended_on_interrupt():
         executor = get_reusable_executor(max_workers=count)
-        futures = {executor.submit(run_fit, *task(fit)): i for i, fit in enumerate(ordered)}
-        done = set()
+        queue, in_flight = iter(enumerate(ordered)), {}
+
+        def submit_next():
+            # at most one fit queued beside each worker's (as joblib dispatches): a shutdown on an
+            # interrupt then finds no long queue inside loky to race with
+            for i, fit in queue:
+                in_flight[executor.submit(run_fit, *task(fit))] = i
+                return
+
+        for _ in range(count + 1):
+            submit_next()
         try:
-            for future in as_completed(futures):
-                fit_rows, fit_predictions, fit_skipped = future.result()
-                done.add(futures[future])
-                rows += fit_rows
-                predictions += fit_predictions
-                skipped += fit_skipped
-                bar.update()
+            while in_flight:
+                for future in wait(in_flight, return_when=FIRST_COMPLETED).done:
+                    fit_rows, fit_predictions, fit_skipped = future.result()
+                    del in_flight[future]
+                    rows += fit_rows
+                    predictions += fit_predictions
+                    skipped += fit_skipped
+                    bar.update()
+                    submit_next()
         except BrokenProcessPool as exc:
-            raise _died(exc, [fit for i, fit in enumerate(ordered) if i not in done], count) from None
+            raise _died(exc, [ordered[i] for i in sorted(in_flight.values())], count) from None
     order = ["protocol", "predictor", "budget", "seed", "fold"]
     results = pd.DataFrame(rows, columns=None if rows else order).sort_values(order, ignore_index=True)
     predictions = (pd.concat(predictions, ignore_index=True).sort_values(order + ["true", "arch_id"], ignore_index=True)

@@ -58,16 +58,16 @@ def check_out(out: Path) -> None:
         raise NaapError(f"--out {out}: a symbolic link; give the folder itself")
     if out.exists() and not out.is_dir():
         raise NaapError(f"--out {out}: exists and is not a directory")
-    here = Path.cwd().resolve()
-    if out.is_dir() and (out.resolve() == here or out.resolve() in here.parents):
-        raise NaapError(f"--out {out}: the current folder or one above it; the board replaces its folder as a "
-                        "whole, so give a folder inside it")
     if not out.is_dir():
         return
     entries = sorted(entry.name for entry in out.iterdir())
     if entries and MARKER not in entries:
         raise NaapError(f"--out {out}: not empty and not written by naap leaderboard (no {MARKER} in it); "
                         "give a new or empty folder")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise NaapError(f"--out {out}: the current folder or one above it; the board replaces its folder as a "
+                        "whole, so give a folder inside it")
     listed = _listed(out) if entries else set()
     foreign = [name for name in entries if not _ours(name, listed)]
     if foreign:
