@@ -127,7 +127,7 @@ TRACKER_WARNINGS = "ignore:resource_tracker:UserWarning"
 
 
 @contextlib.contextmanager
-def _workers_ended_on_interrupt():
+def _workers_ended_on_interrupt(executor):
     """While the fits run: SIGTERM and SIGHUP (a closed terminal), where nothing else handles them,
     interrupt like Ctrl-C; on any interruption or error the worker processes are killed (a hanging
     fit included), not left behind."""
@@ -135,12 +135,12 @@ def _workers_ended_on_interrupt():
     install = [s for s in (signal.SIGTERM, signal.SIGHUP) if main and signal.getsignal(s) == signal.SIG_DFL]
     for s in install:
         signal.signal(s, raise_interrupt)
-    if TRACKER_WARNINGS not in os.environ.get("PYTHONWARNINGS", ""):
-        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), TRACKER_WARNINGS]))
     try:
         yield
     except BaseException:
-        get_reusable_executor().shutdown(wait=False, kill_workers=True)
+        # this executor, not get_reusable_executor(): called with another size, that one waits
+        # for the running fits to finish (forever, for a hanging one) before it resizes
+        executor.shutdown(wait=True, kill_workers=True)  # SIGKILL: the wait is short
         raise
     finally:
         for s in install:
@@ -181,9 +181,11 @@ def run_fits(frame: pd.DataFrame, fits: list[Fit], jobs: int = -1, progress: boo
     ordered = sorted(fits, key=_cost, reverse=True)
     count = workers(jobs, len(ordered))
     rows, predictions, skipped = [], [], []
+    if TRACKER_WARNINGS not in os.environ.get("PYTHONWARNINGS", ""):  # before the workers start
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), TRACKER_WARNINGS]))
+    executor = get_reusable_executor(max_workers=count)
     with tqdm(total=len(ordered), desc="fits", unit="fit", disable=not progress) as bar, \
-            _workers_ended_on_interrupt():
-        executor = get_reusable_executor(max_workers=count)
+            _workers_ended_on_interrupt(executor):
         queue, in_flight = iter(enumerate(ordered)), {}
 
         def submit_next():

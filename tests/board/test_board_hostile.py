@@ -260,23 +260,26 @@ def test_the_output_is_utf8_whatever_the_locale(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-def test_sighup_ends_the_run_and_its_workers_as_sigterm_does(tmp_path):
+@pytest.mark.parametrize("jobs, sent", [("2", signal.SIGHUP), ("1", signal.SIGHUP), ("1", signal.SIGTERM)])
+def test_sighup_ends_the_run_and_its_workers_as_sigterm_does(tmp_path, jobs, sent):
+    """A hanging fit, with two workers or one (SIGTERM too: one worker is its own case)."""
     (tmp_path / "sleepy.py").write_text(SLEEPY)
     process = subprocess.Popen([sys.executable, "-m", "naap", "leaderboard", str(DATA), "--out", "lb",
                                 "--predictor-set", "none", "--predictor", "sleepy:factory", "--protocol", "cv",
-                                "--budgets", "0", "--jobs", "2", "--quiet"],
+                                "--budgets", "0", "--jobs", jobs, "--quiet"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers: set[int] = set()
     deadline = time.monotonic() + 120
-    while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+    while len(workers) < int(jobs) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.5)
         workers = {pid for pid in descendants(process.pid) if "loky" in command_line(pid)}
-    assert len(workers) >= 2, "the workers never started"
+    assert len(workers) >= int(jobs), "the workers never started"
     everything = descendants(process.pid)
-    process.send_signal(signal.SIGHUP)
+    process.send_signal(sent)
     _, err = process.communicate(timeout=60)
     said = [line for line in err.splitlines() if line.startswith("naap:")]
-    assert process.returncode == 129 and said == ["naap: interrupted (SIGHUP)"] and "Traceback" not in err, err
+    assert process.returncode == 128 + sent and said == [f"naap: interrupted ({sent.name})"], err
+    assert "Traceback" not in err, err
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in everything) and time.monotonic() < deadline:
         time.sleep(0.2)
