@@ -88,7 +88,8 @@ def figure_rank_matrix(summary, predictions, count: int = 30):
     matrix = np.stack([shown.loc[shown["predictor"] == name, "rank"].to_numpy() for name in order])
     fig, ax = plt.subplots(figsize=(8, 0.22 * len(order) + 1.4))
     image = ax.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest")
-    ax.set_yticks(range(len(order)), [f"{figure_text(n)} ({v:g})" for n, v in zip(order, ranked["violations"])], fontsize=7)
+    ax.set_yticks(range(len(order)), [f"{figure_text(n)} ({v:g})" for n, v in zip(order, ranked["violations"])],
+                  fontsize=7)
     ax.set_xlabel("test architectures, by true MaxAccuracy (low to high)")
     ax.set_title(f"Paper split, {budget} epochs: predicted rank (violations in brackets)", fontsize=10)
     fig.colorbar(image, ax=ax, label="predicted rank")

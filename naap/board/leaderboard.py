@@ -60,7 +60,8 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
         notices.append(f"Skipped {datum(predictor)} under {protocol} at budget(s) "
                        f"{', '.join(map(str, sorted(rows['budget'])))}: {rows['reason'].iloc[0]}.")
     if outcome.results.empty:
-        raise NaapError(f"{source}: no predictor could be fitted ({plain_line(notices[-1]) if notices else 'no fits'})")
+        why = plain_line(notices[-1]) if notices else "no fits"
+        raise NaapError(f"{source}: no predictor could be fitted ({why})")
     for line in notices:
         print(f"naap: note: {plain_line(line)}", file=sys.stderr)
     summary = summarise(outcome.results)
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
     provenance = {"dataset": source, "dataset_provenance": dataset_provenance,
                   "proxies_provenance": None if proxies is None else proxies[1],
                   "budgets": budgets, "protocols": chosen_protocols, "cv_repeats": args.cv_repeats,
-                  "predictors": [p.name for p in chosen], "excluded_architectures": excluded, "notices": notices}
+                  "predictors": [p.name for p in chosen], "excluded_architectures": excluded,
+                  "notices": [plain_line(line) for line in notices]}
     page = build_page(outcome.results, outcome.predictions, summary, chosen, command, notices, line,
                              None if proxies is None else proxies[1], features.recorded_epochs(frame))
     written = report.write_leaderboard(out, outcome.results, outcome.predictions, summary, page, provenance)
