@@ -43,9 +43,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    for stream in (sys.stdout, sys.stderr):  # UTF-8 whatever the locale: names and τ never crash a print
-        with contextlib.suppress(AttributeError, ValueError, OSError):  # a stream that is not a text file
-            stream.reconfigure(encoding="utf-8")
+    for stream in (sys.stdout, sys.stderr):  # UTF-8 whatever the locale: names and τ never crash a print,
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # nor a path's undecodable bytes
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
     previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         with signals_held():

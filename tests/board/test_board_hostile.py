@@ -257,6 +257,10 @@ def test_the_output_is_utf8_whatever_the_locale(tmp_path):
                "--jobs", "1", *QUICK, cwd=tmp_path, env={"PYTHONIOENCODING": "ascii", "LC_ALL": "C"})
     assert run.returncode == 0, run.stderr
     assert "Kendall τ" in run.stdout.decode("utf-8")
+    undecodable = os.fsdecode(b"data-\xff")  # a path that is not UTF-8: a lone surrogate in Python
+    run = naap("leaderboard", undecodable, "--out", "lb2", *QUICK, cwd=tmp_path, env={"PYTHONIOENCODING": "ascii"})
+    assert run.returncode == 2 and run.stderr.decode("utf-8").strip().splitlines() == \
+        ["naap: error: data-\\udcff: dataset directory not found"], run.stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
