@@ -54,6 +54,13 @@ def _ours(name: str, listed: set[str]) -> bool:
 
 def check_out(out: Path) -> None:
     """--out must be new, empty, or a board naap leaderboard wrote (the marker lists its files)."""
+    try:
+        _check_out(out)
+    except OSError as exc:  # an unreadable folder, a path too long
+        raise NaapError(f"--out {out}: cannot read it ({exc.strerror or exc})") from None
+
+
+def _check_out(out: Path) -> None:
     if out.is_symlink():
         raise NaapError(f"--out {out}: a symbolic link; give the folder itself")
     if out.exists() and not out.is_dir():

@@ -8,13 +8,18 @@ from naap.errors import NaapError
 DEFAULT_BUDGETS = "0,3,6,9"
 DEFAULT_PROTOCOLS = "paper,cv,extrapolation"
 MAX_JOBS = 1024  # a larger --jobs is a typo; any --jobs is cut to the fits and the cores
+MAX_CV_REPEATS = 100  # 1,100 folds: more would run for days before anything is written
+
+
+def _whole(text: str, option: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise NaapError(f"--{option} {text[:40]!r}: expected a whole number ({what})") from None
 
 
 def _jobs(text: str) -> int:
-    try:
-        jobs = int(text)
-    except ValueError:
-        raise NaapError(f"--jobs {text[:40]!r}: expected a whole number of processes, or -1 for all cores") from None
+    jobs = _whole(text, "jobs", "of processes, or -1 for all cores")
     if jobs == 0 or jobs < -1 or jobs > MAX_JOBS:
         raise NaapError(f"--jobs {text[:40]}: give a number of processes from 1 to {MAX_JOBS}, or -1 for all cores")
     return jobs
@@ -67,7 +72,7 @@ def add_command(subparsers) -> None:
                              "of the paper; none: only those given with --predictor (default: all)")
     parser.add_argument("--predictor", action="append", default=[], metavar="NAME|package.module:factory",
                         help="add a registered predictor by name, or a plug-in factory (repeatable)")
-    parser.add_argument("--cv-repeats", type=int, default=2,
+    parser.add_argument("--cv-repeats", default="2",
                         help="repeats of the k-fold split (default: 2, i.e. 22 folds of 40 on NAAP-440)")
     parser.add_argument("--jobs", default="-1", help="worker processes, never more than the cores or the fits "
                                                      "(default: -1, all cores)")
@@ -78,8 +83,9 @@ def add_command(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     budgets = _integers(args.budgets, "budgets")
     chosen_protocols = _protocols(args.protocol)
-    if args.cv_repeats < 1:
-        raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1")
+    args.cv_repeats = _whole(args.cv_repeats, "cv-repeats", "of repeats of the k-fold split")
+    if not 1 <= args.cv_repeats <= MAX_CV_REPEATS:
+        raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1 and at most {MAX_CV_REPEATS}")
     args.jobs = _jobs(args.jobs)
     # scikit-learn, joblib and matplotlib load here, not when `naap leaderboard --help` builds the parser
     from naap.board import leaderboard

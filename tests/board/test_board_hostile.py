@@ -201,7 +201,7 @@ def test_a_base_exception_from_a_plugin_is_one_line(where, plugin_dir, capsys, t
 
 @pytest.mark.parametrize("jobs, message", [
     ("99999999999999999999999", "--jobs 99999999999999999999999: give a number of processes from 1 to 1024"),
-    ("lots", "--jobs 'lots': expected a whole number of processes"),
+    ("lots", "--jobs 'lots': expected a whole number (of processes, or -1 for all cores)"),
     ("-7", "--jobs -7: give a number of processes from 1 to 1024, or -1"),
     ("nan", "--jobs 'nan': expected a whole number"),
 ])
@@ -209,6 +209,18 @@ def test_a_huge_or_non_numeric_jobs_is_one_line(jobs, message, capsys, tmp_path)
     code, output = run_cli(capsys, "leaderboard", str(DATA), "--out", str(tmp_path / "lb"), "--predictor-set", "none",
                            "--predictor", "1-NN", "--jobs", jobs, *QUICK)
     one_clear_line(code, output, message)
+    assert not (tmp_path / "lb").exists()
+
+
+@pytest.mark.parametrize("repeats, message", [
+    ("99999999999", "--cv-repeats 99999999999: must be at least 1 and at most 100"),
+    ("two", "--cv-repeats 'two': expected a whole number"),
+])
+def test_a_huge_or_non_numeric_cv_repeats_is_one_line(repeats, message, capsys, tmp_path):
+    code, output = run_cli(capsys, "leaderboard", str(DATA), "--out", str(tmp_path / "lb"), "--predictor-set", "none",
+                           "--predictor", "1-NN", "--protocol", "cv", "--budgets", "0", "--cv-repeats", repeats)
+    one_clear_line(code, output, message)
+    assert not (tmp_path / "lb").exists()
 
 
 def test_workers_never_outnumber_the_fits_or_the_cores():
