@@ -1,6 +1,6 @@
 """The paper protocol (24 regressors, budgets 0/3/6/9, five seeds) run plainly against naap's path.
 
-plain:     every fit one after another in this process, each ensemble size and each seed fitted anew;
+plain:     every fit one after another (in one worker process), each ensemble size and each seed fitted anew;
 optimised: joblib processes over all cores, ensemble sizes read off the largest fit, deterministic
            regressors fitted once for the five seeds.
 Both runs happen here, one after the other; the numbers they produce must be identical.

@@ -1,5 +1,6 @@
 """SIGINT and SIGTERM, handled the same way by every command: both stop it as Ctrl-C does, and
-the exit code is the shell's 128 + the signal's number."""
+the exit code is the shell's 128 + the signal's number. SIGHUP (a closed terminal) is handled as
+SIGTERM where a command asks for it (naap leaderboard, whose workers must not be orphaned)."""
 from __future__ import annotations
 
 import signal
@@ -8,10 +9,16 @@ from contextlib import contextmanager
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt: every command stops the same way."""
+    signum = signal.SIGTERM
+
+
+class HungUp(Terminated):
+    """SIGHUP, handled as SIGTERM."""
+    signum = signal.SIGHUP
 
 
 def raise_interrupt(signum, frame):
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    raise {signal.SIGTERM: Terminated, signal.SIGHUP: HungUp}.get(signum, KeyboardInterrupt)()
 
 
 @contextmanager
@@ -38,5 +45,10 @@ def signals_held():
 
 
 def interrupt_exit_code(interrupt: KeyboardInterrupt) -> int:
-    """128 + the signal's number, as a shell reports a process ended by it: 130 (SIGINT), 143 (SIGTERM)."""
-    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    """128 + the signal's number, as a shell reports a process ended by it: 130 (SIGINT), 143 (SIGTERM),
+    129 (SIGHUP)."""
+    return 128 + (interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
+def interrupt_name(interrupt: KeyboardInterrupt) -> str:
+    return signal.Signals(interrupt.signum).name if isinstance(interrupt, Terminated) else "SIGINT"

@@ -27,12 +27,11 @@ from naap._io import read_provenance
 from naap.board import features
 from naap.board.fitting import Fit, run_fit
 from naap.board.folds import KEYS, Split, split_table, splits
-from naap.board.predictors import Predictor
+from naap.board.predictors import EXTERNAL as FAMILY, Predictor
 from naap.board.protocols import Outcome, sort_by_accuracy
 from naap.errors import NaapError, first_line
 
 COLUMNS = KEYS + ["predicted"]
-FAMILY = "external"
 _NO_FOLD = -1  # fold of a fixed-split row, for matching keys (null in the files)
 
 
@@ -55,7 +54,7 @@ def parse_spec(spec: str) -> tuple[str, Path]:
 
 
 def predictor(name: str, path: Path) -> Predictor:
-    return Predictor(name, FAMILY, Recorded, features=FAMILY, deterministic=True, min_train_rows=0,
+    return Predictor(name, FAMILY, Recorded, features=FAMILY, deterministic=True, min_train_rows=1,
                      description=f"predictions made outside naap, read from {path.name}")
 
 
@@ -178,7 +177,8 @@ def with_external(outcome: Outcome, results: pd.DataFrame, predictions: pd.DataF
     if results.empty:
         return outcome
     order = ["protocol", "predictor", "budget", "seed", "fold"]
-    return outcome._replace(
-        results=pd.concat([outcome.results, results], ignore_index=True).sort_values(order, ignore_index=True),
-        predictions=pd.concat([outcome.predictions, predictions], ignore_index=True).sort_values(
-            order + ["true", "arch_id"], ignore_index=True))
+    # with no built-in predictor the outcome's frames are empty: the file's rows alone keep their dtypes
+    joined = [pd.concat([ours, theirs], ignore_index=True) if len(ours) else theirs
+              for ours, theirs in ((outcome.results, results), (outcome.predictions, predictions))]
+    return outcome._replace(results=joined[0].sort_values(order, ignore_index=True),
+                            predictions=joined[1].sort_values(order + ["true", "arch_id"], ignore_index=True))

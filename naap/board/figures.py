@@ -1,4 +1,5 @@
-"""The leaderboard's figures (matplotlib, Agg backend), rendered to PNG bytes."""
+"""The leaderboard's figures (matplotlib, Agg backend), rendered to PNG bytes. Names from data
+(predictors, families) pass through naap.board.escape.figure_text: one line, `$` literal."""
 from __future__ import annotations
 
 import io
@@ -9,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from naap.board.escape import figure_text  # noqa: E402
 
 
 def _paper_ranking(summary) -> tuple[int, pd.DataFrame]:
@@ -36,7 +39,7 @@ def figure_predicted_vs_true(summary, predictions, count: int = 4):
         low, high = rows[["true", "predicted"]].min().min(), rows[["true", "predicted"]].max().max()
         ax.plot([low, high], [low, high], color="0.6", lw=1)
         ax.scatter(rows["true"], rows["predicted"], s=14)
-        ax.set_title(f"{name}\n{row['violations']:g} violations, MAE {row['mae']:.4f}", fontsize=9)
+        ax.set_title(f"{figure_text(name)}\n{row['violations']:g} violations, MAE {row['mae']:.4f}", fontsize=9)
         ax.set_xlabel("true MaxAccuracy")
     axes[0][0].set_ylabel("predicted")
     fig.suptitle(f"Paper split, {budget} epochs: predicted vs true, best of the {len(best)} best families "
@@ -62,7 +65,7 @@ def figure_tau_vs_budget(summary):
         errors = None
         if protocol == "cv":
             errors = [best["kendall_tau"] - best["kendall_tau_low"], best["kendall_tau_high"] - best["kendall_tau"]]
-        ax.errorbar(x, best["kendall_tau"], yerr=errors, marker="o", ms=4, lw=1.2, capsize=2, label=family)
+        ax.errorbar(x, best["kendall_tau"], yerr=errors, marker="o", ms=4, lw=1.2, capsize=2, label=figure_text(family))
     ax.set_xlabel("budget (epochs of training seen)")
     ax.set_ylabel("Kendall τ (best of family)")
     ax.set_xticks(budgets)
@@ -85,7 +88,8 @@ def figure_rank_matrix(summary, predictions, count: int = 30):
     matrix = np.stack([shown.loc[shown["predictor"] == name, "rank"].to_numpy() for name in order])
     fig, ax = plt.subplots(figsize=(8, 0.22 * len(order) + 1.4))
     image = ax.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest")
-    ax.set_yticks(range(len(order)), [f"{n} ({v:g})" for n, v in zip(order, ranked["violations"])], fontsize=7)
+    ax.set_yticks(range(len(order)), [f"{figure_text(n)} ({v:g})" for n, v in zip(order, ranked["violations"])],
+                  fontsize=7)
     ax.set_xlabel("test architectures, by true MaxAccuracy (low to high)")
     ax.set_title(f"Paper split, {budget} epochs: predicted rank (violations in brackets)", fontsize=10)
     fig.colorbar(image, ax=ax, label="predicted rank")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from naap.board.escape import datum
 from naap.board.features import BUDGET_FREE
 from naap.board.summary import by_tau, paired_p_value
 
@@ -58,6 +59,8 @@ def compare(results: pd.DataFrame, a: pd.Series, b: pd.Series) -> tuple[float, f
 
 
 def _p(p: float) -> str:
+    if not np.isfinite(p):
+        return "no test: too few folds"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
@@ -69,17 +72,27 @@ def _verdict(diff: float, p: float) -> str:
 
 def _sentence(what: str, results, a, b) -> str:
     diff, p = compare(results, a, b)
-    return (f"{what}: {_verdict(diff, p)} (τ {a['kendall_tau']:.3f}, {a['predictor']}, against "
-            f"{b['kendall_tau']:.3f}, {b['predictor']}; difference {diff:+.3f}, {_p(p)}).")
+    return (f"{what}: {_verdict(diff, p)} (τ {a['kendall_tau']:.3f}, {datum(a['predictor'])}, against "
+            f"{b['kendall_tau']:.3f}, {datum(b['predictor'])}; difference {diff:+.3f}, {_p(p)}).")
 
 
 def headline(summary: pd.DataFrame) -> list[str]:
-    """The best cv predictor at each budget, with its interval."""
+    """The best cv predictor at each budget, with its interval, and every predictor that the paired
+    test cannot tell apart from it (p > 0.05, summary's p_vs_best; an untestable p counts as that):
+    a change in the last digits (another CPU) may swap the first name with one of these, never
+    change who is named."""
     lines = []
-    for budget in sorted(_cv(summary)["budget"].unique()):
+    cv = _cv(summary)
+    for budget in sorted(cv["budget"].unique()):
         row = best(summary, budget)
-        lines.append(f"{budget} epochs: **{row['predictor']}**, Kendall τ {_fmt(row)}; "
-                     f"{row['violations']:.1f} violations per test fold (ties as half), mean of {row['runs']} folds.")
+        others = by_tau(cv[(cv["budget"] == budget) & (cv["predictor"] != row["predictor"])])
+        level = others[~(others["p_vs_best"] <= SIGNIFICANCE)]
+        level_text = ("; the data cannot tell apart from it (paired p > 0.05): " + ", ".join(
+            f"{datum(r['predictor'])} {r['kendall_tau']:.3f} ({_p(r['p_vs_best'])})" for _, r in level.iterrows())
+            if len(level) else "; every other predictor is worse (paired p <= 0.05)")
+        lines.append(f"{budget} epochs: **{datum(row['predictor'])}**, Kendall τ {_fmt(row)}; "
+                     f"{row['violations']:.1f} violations per test fold (ties as half), mean of {row['runs']} folds"
+                     f"{level_text}.")
     return lines
 
 
@@ -103,13 +116,13 @@ def fixed_split_lines(summary: pd.DataFrame) -> list[str]:
         if protocol == "paper":
             top = rows.sort_values(["violations", "mae", "predictor"]).iloc[0]
             published = f"; the paper's published best: {PUBLISHED[budget]}" if budget in PUBLISHED else ""
-            lines.append(f"The paper's split (the reproduction), {budget} epochs: **{top['predictor']}**, "
+            lines.append(f"The paper's split (the reproduction), {budget} epochs: **{datum(top['predictor'])}**, "
                          f"{top['violations']:g} violations (ties as half; the paper's count {top['violations_strict']:g}; "
                          f"the median of {top['runs']} seeds), Kendall τ {top['kendall_tau']:.3f}{published}.")
         else:
             top = rows.sort_values(["kendall_tau", "predictor"], ascending=[False, True]).iloc[0]
             lines.append(f"Extrapolation to {HELD_OUT[protocol]} ({protocol}), {budget} epochs: "
-                         f"**{top['predictor']}**, Kendall τ {top['kendall_tau']:.3f} within it "
+                         f"**{datum(top['predictor'])}**, Kendall τ {top['kendall_tau']:.3f} within it "
                          f"({top['violations']:g} violations, ties as half).")
     return lines
 
@@ -131,8 +144,8 @@ def what_matters(results: pd.DataFrame, summary: pd.DataFrame, recorded: int) ->
     else:
         verb = f"{'add' if diff > 0 else 'lose'} {abs(diff):.3f} in τ" + (" (significant)" if p <= SIGNIFICANCE else "")
     return (f"{encoded}{'the' if encoded else 'The'} first {share} of training {verb}: the best predictor that "
-            f"reads them ({with_training['predictor']}) reaches τ {_fmt(with_training)}, the best with no "
-            f"training ({without['predictor']}) {_fmt(without)}; paired difference {diff:+.3f}, {_p(p)}.")
+            f"reads them ({datum(with_training['predictor'])}) reaches τ {_fmt(with_training)}, the best with no "
+            f"training ({datum(without['predictor'])}) {_fmt(without)}; paired difference {diff:+.3f}, {_p(p)}.")
 
 
 def what_helps(results: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
@@ -177,10 +190,10 @@ def what_helps(results: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
         if member["predictor"] == top["predictor"]:
             continue
         diff, p = compare(results, member, top)
-        families.append((member["kendall_tau"], f"{family} {member['kendall_tau']:.3f} "
+        families.append((member["kendall_tau"], f"{datum(family)} {member['kendall_tau']:.3f} "
                                                 f"({'cannot be told apart' if not p <= SIGNIFICANCE else 'worse'}, "
                                                 f"{_p(p)})"))
     if families:
-        lines.append(f"Families at {last} epochs, best member's τ against the best, {top['predictor']} "
+        lines.append(f"Families at {last} epochs, best member's τ against the best, {datum(top['predictor'])} "
                      f"({top['kendall_tau']:.3f}): " + "; ".join(text for _, text in sorted(families, reverse=True)) + ".")
     return lines

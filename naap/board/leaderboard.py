@@ -9,8 +9,9 @@ from pathlib import Path
 from naap._io import read_provenance
 from naap.bench.tables import PROXIES_FILE, load_proxies, load_tables
 from naap.board import ceiling, external, features, predictors, protocols, report
+from naap.board.escape import datum, plain_line
+from naap.board.folder import check_out
 from naap.board.page import build_page
-from naap.board.report import MARKER
 from naap.board.summary import summarise
 from naap.errors import NaapError
 from naap.resources import NAAP440, shipped
@@ -18,20 +19,11 @@ from naap.resources import NAAP440, shipped
 PROXY_SETS = features.PROXY_SETS
 
 
-def check_out(out: Path) -> None:
-    """--out must be new, empty, or a folder naap leaderboard wrote before (it holds the marker)."""
-    if out.exists() and not out.is_dir():
-        raise NaapError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise NaapError(f"--out {out}: not empty and not written by naap leaderboard (no {MARKER} in it); "
-                        "give a new or empty folder")
-
-
 def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str]) -> int:
     """Rank the predictors that `args` (naap.cli.leaderboard) select and write the board into args.out."""
     out = Path(args.out)
     check_out(out)
-    chosen = predictors.select_predictors(args.predictor_set, args.predictor)
+    chosen = predictors.select_predictors(args.predictor_set, args.predictor, none_needed=bool(args.predictions))
     data_dir = shipped(NAAP440) if args.data_dir is None else Path(args.data_dir)
     source = str(data_dir)
     tables = load_tables(data_dir)
@@ -46,9 +38,9 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
         left_out = [p.name for p in chosen if p.features in PROXY_SETS]
         chosen = [p for p in chosen if p.features not in PROXY_SETS]
         if left_out:
-            notices.append(f"No zero-cost proxies in {source} (`naap proxies {source} --data-free` writes them): "
-                           f"left out {', '.join(left_out)}.")
-        if not chosen:
+            notices.append(f"No zero-cost proxies in {datum(source)} (`naap proxies {datum(source)} --data-free` "
+                           f"writes them): left out {', '.join(map(datum, left_out))}.")
+        if not chosen and not args.predictions:
             raise NaapError(f"{source}: every predictor selected reads the zero-cost proxies, which it does not have")
     frame = features.wide_frame(tables, None if proxies is None else proxies[0], source)
     frame, excluded = features.complete_curves(frame)
@@ -69,12 +61,13 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
     chosen = chosen + outside
     notices += outcome.notices
     for (protocol, predictor), rows in outcome.skipped.groupby(["protocol", "predictor"], sort=False):
-        notices.append(f"Skipped {predictor} under {protocol} at budget(s) "
+        notices.append(f"Skipped {datum(predictor)} under {protocol} at budget(s) "
                        f"{', '.join(map(str, sorted(rows['budget'])))}: {rows['reason'].iloc[0]}.")
     if outcome.results.empty:
-        raise NaapError(f"{source}: no predictor could be fitted ({notices[-1] if notices else 'no fits'})")
+        why = plain_line(notices[-1]) if notices else "no fits"
+        raise NaapError(f"{source}: no predictor could be fitted ({why})")
     for line in notices:
-        print(f"naap: note: {line}", file=sys.stderr)
+        print(f"naap: note: {plain_line(line)}", file=sys.stderr)
     summary = summarise(outcome.results)
     folds = (protocols.cv_test_folds(frame, args.cv_repeats) if "cv" in chosen_protocols
              else [frame["ModelId"].to_numpy()])
@@ -89,12 +82,13 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
     provenance = {"dataset": source, "dataset_provenance": dataset_provenance,
                   "proxies_provenance": None if proxies is None else proxies[1],
                   "budgets": budgets, "protocols": chosen_protocols, "cv_repeats": args.cv_repeats,
-                  "predictors": [p.name for p in chosen], "excluded_architectures": excluded, "notices": notices}
+                  "predictors": [p.name for p in chosen], "excluded_architectures": excluded,
+                  "notices": [plain_line(line) for line in notices]}
     page = build_page(outcome.results, outcome.predictions, summary, chosen, command, notices, line,
                              None if proxies is None else proxies[1], features.recorded_epochs(frame))
     written = report.write_leaderboard(out, outcome.results, outcome.predictions, summary, page, provenance)
     for text in page.headline:
-        print(text.replace("**", ""))
+        print(plain_line(text))
     print(f"wrote {len(written)} files to {args.out}/")
     return 0
 

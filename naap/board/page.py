@@ -8,6 +8,7 @@ import html
 from dataclasses import dataclass
 
 from naap.board import findings
+from naap.board.escape import code_span, datum, html_line, markdown_line
 from naap.board.figures import figure_predicted_vs_true, figure_rank_matrix, figure_tau_vs_budget, png
 from naap.board.result_tables import (
     Table,
@@ -62,23 +63,18 @@ class Page:
 
 
 def readme_text(page: Page) -> str:
-    readme = ["# naap leaderboard", "", f"Produced by `{page.command}`.", "",
+    readme = ["# naap leaderboard", "", f"Produced by {code_span(page.command)}.", "",
               "## Headline: cross-validated Kendall τ (95 % interval)", "",
-              *[f"- {line}" for line in page.headline], ""]
+              *[f"- {markdown_line(line)}" for line in page.headline], ""]
     for title, lines in page.sections:
-        readme += [f"## {title}", "", *[f"- {line}" for line in lines], ""]
+        readme += [f"## {title}", "", *[f"- {markdown_line(line)}" for line in lines], ""]
     readme += ["## How to read it", "", ABOUT, ""]
     for table in page.tables:
-        readme += [f"## {table.title}", "", table.note, "", markdown_table(table), ""]
+        readme += [f"## {table.title}", "", markdown_line(table.note), "", markdown_table(table), ""]
     readme += ["## Figures", ""] + [f"![{title}]({name})\n" for name, (title, _) in page.figures.items()]
     readme += ["Tables: `results.parquet` (one row per fit), `summary.parquet` / `summary.csv`, "
                "`predictions.parquet`; the same tables, sortable, in `index.html`.", ""]
     return "\n".join(readme)
-
-
-def _html_line(line: str) -> str:
-    parts = html.escape(line).split("**")
-    return "".join(f"<b>{part}</b>" if i % 2 else part for i, part in enumerate(parts))
 
 
 def html_page(page: Page) -> str:
@@ -86,13 +82,13 @@ def html_page(page: Page) -> str:
     images = "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
                      f'src="data:image/png;base64,{base64.b64encode(data).decode()}">\n'
                      for title, data in page.figures.values())
-    sections = "".join(f"<h2>{html.escape(title)}</h2>\n<ul>" + "".join(f"<li>{_html_line(line)}</li>" for line in lines)
+    sections = "".join(f"<h2>{html.escape(title)}</h2>\n<ul>" + "".join(f"<li>{html_line(line)}</li>" for line in lines)
                        + "</ul>\n" for title, lines in page.sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>naap leaderboard</title>'
             f"<style>{STYLE}</style></head><body>\n<h1>naap leaderboard</h1>\n"
             f"<p>Produced by <code>{html.escape(page.command)}</code>. Click a column header to sort.</p>\n"
             "<h2>Headline: cross-validated Kendall τ (95 % interval)</h2>\n<ul>"
-            + "".join(f"<li>{_html_line(line)}</li>" for line in page.headline) + "</ul>\n" + sections
+            + "".join(f"<li>{html_line(line)}</li>" for line in page.headline) + "</ul>\n" + sections
             + f"<h2>How to read it</h2>\n<p>{html.escape(ABOUT)}</p>\n"
             + "\n".join(html_table(t) for t in page.tables) + "\n" + images
             + f"<script>{SORT_SCRIPT}</script></body></html>\n")
@@ -110,7 +106,7 @@ def build_page(results, predictions, summary, predictors, command: str, notices:
     headline.append(ceiling_line)
     flagged = summary[summary["near_constant"]]
     if len(flagged):
-        cells = [f"{name} ({'; '.join(f'{p} at {b}' for p, b in zip(rows['protocol'], rows['budget']))})"
+        cells = [f"{datum(name)} ({'; '.join(f'{p} at {b}' for p, b in zip(rows['protocol'], rows['budget']))})"
                  for name, rows in flagged.groupby("predictor")]
         notices = notices + ["Near-constant predictions (flagged there, never the best of a column): "
                              + ", ".join(cells) + "."]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -46,10 +47,13 @@ from naap.board.estimators import (
     xgboost_ranker_regressor,
     xgboost_regressor,
 )
-from naap.board.features import LOG_PROXIES
-from naap.errors import NaapError
+from naap.board.escape import one_line
+from naap.board.features import FEATURE_SETS, LOG_PROXIES
+from naap.errors import NaapError, first_line
 
 ENTRY_POINT_GROUP = "naap.predictors"
+# The family and feature set of predictions made elsewhere (naap.board.external): they read a file, no feature set.
+EXTERNAL = "external"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,58 @@ class Predictor:
     description: str = ""
     min_train_rows: int = 2
     cost: float = 1.0
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+MAX_TEXT = 200  # characters of a name, family or description: one line of a table or a figure
+
+
+def _short(text: str, limit: int = 100) -> str:
+    """Text for one line of an error message: control characters as spaces, cut short."""
+    text = one_line(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _shown(value) -> str:
+    """A name as an error message quotes it: its repr, cut short (a name may be a megabyte)."""
+    return _short(repr(value), 60)
+
+
+def check_fields(predictor: Predictor) -> None:
+    """Every field of the right type and range, and the texts printable, one line, at most
+    MAX_TEXT characters: a plug-in's mistake is one NaapError naming the predictor and the field."""
+    def refuse(field: str, why: str):
+        raise NaapError(f"predictor {_shown(predictor.name)}: field '{field}' {why}")
+
+    for field in ("name", "family", "features", "description"):
+        value = getattr(predictor, field)
+        if not isinstance(value, str):
+            refuse(field, f"is a {type(value).__name__}, not a string")
+        if len(value) > MAX_TEXT:
+            refuse(field, f"has {len(value):,} characters, more than {MAX_TEXT}")
+        if not value.isprintable():
+            refuse(field, "holds a character that is not printable (a newline, a control character)")
+        if field != "description" and not value.strip():
+            refuse(field, "is empty")
+    if predictor.features not in (*FEATURE_SETS, EXTERNAL):
+        refuse("features", f"is {_shown(predictor.features)}, not a feature set (known: {', '.join(FEATURE_SETS)})")
+    if not callable(predictor.make):
+        refuse("make", f"is a {type(predictor.make).__name__}, not callable")
+    if not isinstance(predictor.deterministic, bool):
+        refuse("deterministic", f"is a {type(predictor.deterministic).__name__}, not True or False")
+    if predictor.ensemble is not None and not isinstance(predictor.ensemble, str):
+        refuse("ensemble", f"is a {type(predictor.ensemble).__name__}, not a string or None")
+    for field, least in (("members", 0), ("min_train_rows", 1)):
+        value = getattr(predictor, field)
+        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= 1_000_000:
+            refuse(field, f"is {_shown(value)}, not a whole number from {least} to 1000000")
+    if predictor.ensemble is not None and predictor.members < 1:
+        refuse("members", "must be at least 1 for a member of an ensemble")
+    cost = predictor.cost
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not (math.isfinite(cost) and 0 < cost <= 1e6):
+        refuse("cost", f"is {_shown(cost)}, not a number above 0 and at most 1e6")
 
 
 # --- the registry -------------------------------------------------------------------------------
@@ -138,16 +194,26 @@ REGISTRY = {p.name: p for p in PAPER_PREDICTORS + NEW_PREDICTORS}
 PREDICTOR_SETS = ("all", "paper", "none")
 
 
+def raised(exc: BaseException) -> str:
+    """What a plug-in raised, for one line: its type and the first line of its message, cut short.
+    Ctrl-C and SIGTERM (KeyboardInterrupt) are not a plug-in's failure: they go on as interrupts."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
+    return f"{type(exc).__name__}: {_short(first_line(exc))}" if str(exc).strip() else type(exc).__name__
+
+
 def as_predictor(name: str, factory: Callable) -> Predictor:
     """A predictor from a factory returning an estimator (named `name`) or a Predictor."""
     try:
         made = factory()
-    except (Exception, SystemExit) as exc:  # a plug-in's bug is its author's: one line naming it
-        raise NaapError(f"predictor '{name}': the factory raised {type(exc).__name__}: {exc}") from None
+    except NaapError as exc:  # a Predictor with a wrong field: its own line, under the plug-in's name
+        raise NaapError(f"predictor {_shown(name)}: {exc}") from None
+    except BaseException as exc:  # a plug-in's bug is its author's (SystemExit and the like too): one line
+        raise NaapError(f"predictor {_shown(name)}: the factory raised {raised(exc)}") from None
     if isinstance(made, Predictor):
         return made
     if not (callable(getattr(made, "fit", None)) and callable(getattr(made, "predict", None))):
-        raise NaapError(f"predictor '{name}': the factory returned {type(made).__name__}, "
+        raise NaapError(f"predictor {_shown(name)}: the factory returned {type(made).__name__}, "
                         "not an estimator with fit and predict")
     return Predictor(name, "plug-in", factory)
 
@@ -156,19 +222,20 @@ def load_plugin(spec: str) -> Predictor:
     """`package.module:factory` -> Predictor. The working directory is importable, as with `python -m`."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise NaapError(f"--predictor '{spec}': expected a predictor name or package.module:factory")
+        raise NaapError(f"--predictor {_shown(spec)}: expected a predictor name or package.module:factory")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise NaapError(f"--predictor '{spec}': cannot import module '{module_name}' ({exc})") from None
-    except (Exception, SystemExit) as exc:
-        raise NaapError(f"--predictor '{spec}': importing module '{module_name}' raised "
-                        f"{type(exc).__name__}: {exc}") from None
+        raise NaapError(f"--predictor {_shown(spec)}: cannot import module {_shown(module_name)} "
+                        f"({_short(first_line(exc))})") from None
+    except BaseException as exc:  # the module's own failure, whatever it raises: one line
+        raise NaapError(f"--predictor {_shown(spec)}: importing module {_shown(module_name)} raised "
+                        f"{raised(exc)}") from None
     factory = getattr(module, attribute, None)
     if not callable(factory):
-        raise NaapError(f"--predictor '{spec}': module '{module_name}' has no callable '{attribute}'")
+        raise NaapError(f"--predictor {_shown(spec)}: module {_shown(module_name)} has no callable {_shown(attribute)}")
     return as_predictor(spec, factory)
 
 
@@ -177,18 +244,19 @@ def installed_plugins() -> list[Predictor]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             factory = ep.load()
-        except (Exception, SystemExit) as exc:
-            raise NaapError(f"predictor '{ep.name}' (entry point {ep.value}): loading it raised "
-                            f"{type(exc).__name__}: {exc}") from None
+        except BaseException as exc:  # the plug-in's own failure, whatever it raises: one line
+            raise NaapError(f"predictor {_shown(ep.name)} (entry point {_short(ep.value)}): loading it raised "
+                            f"{raised(exc)}") from None
         plugins.append(as_predictor(ep.name, factory))
     return plugins
 
 
-def select_predictors(predictor_set: str = "all", extra: list[str] = ()) -> list[Predictor]:
+def select_predictors(predictor_set: str = "all", extra: list[str] = (), none_needed: bool = False) -> list[Predictor]:
     """The predictors of a set (`all` includes installed plug-ins) plus each of `extra`: a
-    registered name or package.module:factory. Unknown names are a NaapError."""
+    registered name or package.module:factory. Unknown names are a NaapError; so is an empty
+    choice, unless `none_needed` (predictions made elsewhere are ranked alone)."""
     if predictor_set not in PREDICTOR_SETS:
-        raise NaapError(f"unknown predictor set '{predictor_set}' (known: {', '.join(PREDICTOR_SETS)})")
+        raise NaapError(f"unknown predictor set {_shown(predictor_set)} (known: {', '.join(PREDICTOR_SETS)})")
     chosen = {"all": lambda: PAPER_PREDICTORS + NEW_PREDICTORS + installed_plugins(),
               "paper": lambda: list(PAPER_PREDICTORS), "none": list}[predictor_set]()
     for spec in extra:
@@ -197,14 +265,14 @@ def select_predictors(predictor_set: str = "all", extra: list[str] = ()) -> list
         elif ":" in spec:
             chosen.append(load_plugin(spec))
         else:
-            raise NaapError(f"unknown predictor '{spec}' (known: {', '.join(REGISTRY)}; "
+            raise NaapError(f"unknown predictor {_shown(spec)} (known: {', '.join(REGISTRY)}; "
                             "or give package.module:factory)")
     names = [p.name for p in chosen]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise NaapError(f"predictor '{duplicate}' is selected twice")
-    if not chosen:
-        raise NaapError("no predictor selected (give --predictor-set all|paper or --predictor)")
+        raise NaapError(f"predictor {_shown(duplicate)} is selected twice")
+    if not chosen and not none_needed:
+        raise NaapError("no predictor selected (give --predictor-set all|paper, --predictor or --predictions)")
     return chosen
 
 

@@ -6,6 +6,11 @@
     predictions.parquet   the fixed-split protocols' test predictions (behind their rows of results)
     summary.parquet/.csv  one row per protocol, predictor and budget (see naap.board.summary.summarise)
     README.md, index.html the page (naap.board.page), with its figures as PNG files
+    .naap-leaderboard     the marker, written last: the folder is a board, and these are its files
+
+The folder is written as a whole (naap.board.folder): a killed run leaves the old board or none.
+Text from data lands escaped: the page through naap.board.escape, summary.csv's text cells
+neutralised where a spreadsheet would read a formula.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 
 from naap._io import atomic_write, write_parquet
+from naap.board.escape import csv_cell
+from naap.board.folder import MARKER, marker_text, staged, switch
 from naap.board.page import Page, html_page, readme_text
 from naap.board.summary import METRICS
 
@@ -57,31 +64,32 @@ SUMMARY_SCHEMA = pa.schema(_KEYS + [
     pa.field("near_constant", pa.bool_(), nullable=False),
 ] + [pa.field(m, pa.float64(), nullable=False) for m in METRICS] + _INTERVALS
     + [pa.field("p_vs_best", pa.float64(), nullable=True)])
-MARKER = ".naap-leaderboard"  # written into every folder `naap leaderboard` writes
+def csv_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv's frame: text cells that a spreadsheet would run as a formula get a leading '
+    (naap.board.escape.csv_cell); numbers stay numbers."""
+    text = summary.select_dtypes(include=["object", "string"]).columns
+    return summary.assign(**{column: summary[column].map(csv_cell) for column in text})
 
-
-# --- figures ----------------------------------------------------------------------------------
-
-# --- Markdown and HTML --------------------------------------------------------------------------
 
 def write_leaderboard(out: str | Path, results: pd.DataFrame, predictions: pd.DataFrame, summary: pd.DataFrame,
                       page: Page, provenance: dict) -> list[Path]:
-    """Write every output into `out` (and the marker naap checks before writing there again);
-    returns the paths written. Everything is rendered before the first file is written, so a
-    failing figure leaves an earlier leaderboard in `out` as it was."""
+    """Write the board into `out` as a whole (naap.board.folder): every file into a hidden
+    sibling, the marker listing them last, then switched into place. Returns the paths written."""
     out = Path(out)
     predictions = predictions[predictions["protocol"] != "cv"]
     summary = summary.reindex(columns=SUMMARY_SCHEMA.names)
     texts = {"README.md": readme_text(page), "index.html": html_page(page)}
-    write_parquet(results, out / "results.parquet", RESULTS_SCHEMA, provenance)
-    write_parquet(predictions, out / "predictions.parquet", PREDICTIONS_SCHEMA, provenance)
-    write_parquet(summary, out / "summary.parquet", SUMMARY_SCHEMA, provenance)
-    atomic_write(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.6g"))
-    for name, (_, data) in page.figures.items():
-        atomic_write(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
-    for name, text in texts.items():
-        atomic_write(out / name, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
-    atomic_write(out / MARKER, lambda tmp: Path(tmp).write_text("written by `naap leaderboard`; it writes again "
-                                                                "only into folders holding this file\n"))
-    return [out / n for n in ("results.parquet", "predictions.parquet", "summary.parquet", "summary.csv",
-                              *texts, *page.figures)]
+    names = ["results.parquet", "predictions.parquet", "summary.parquet", "summary.csv", *texts, *page.figures]
+    with staged(out) as tmp:
+        write_parquet(results, tmp / "results.parquet", RESULTS_SCHEMA, provenance)
+        write_parquet(predictions, tmp / "predictions.parquet", PREDICTIONS_SCHEMA, provenance)
+        write_parquet(summary, tmp / "summary.parquet", SUMMARY_SCHEMA, provenance)
+        atomic_write(tmp / "summary.csv", lambda path: csv_frame(summary).to_csv(path, index=False,
+                                                                                 float_format="%.6g"))
+        for name, (_, data) in page.figures.items():
+            atomic_write(tmp / name, lambda path, data=data: Path(path).write_bytes(data))
+        for name, text in texts.items():
+            atomic_write(tmp / name, lambda path, text=text: Path(path).write_text(text, encoding="utf-8"))
+        atomic_write(tmp / MARKER, lambda path: Path(path).write_text(marker_text(names), encoding="utf-8"))
+        switch(tmp, out)
+    return [out / name for name in names]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from naap.board.escape import datum, html_line, markdown_line, plain
 from naap.board.metrics import max_violations
 from naap.board.protocols import EXTRAPOLATION
 from naap.board.summary import by_tau
@@ -45,6 +46,11 @@ def _column(header, values, fmt, best=None) -> Column:
     return Column(header, values, ["–" if v is None else fmt(v) for v in values], best)
 
 
+def _text_column(header, values) -> Column:
+    """A column of text from data (names, families, descriptions), escaped where it is rendered."""
+    return Column(header, list(values), [datum(v) for v in values])
+
+
 def _interval_column(header, frame, metric, fmt, best) -> Column:
     """The mean, its 95 % interval in the text: `mean [low, high]`."""
     column = _column(header, frame[metric].tolist(), fmt, best)
@@ -75,8 +81,8 @@ def cv_tables(summary: pd.DataFrame, results: pd.DataFrame) -> list[Table]:
     for budget in sorted(cv["budget"].unique()):
         at = by_tau(cv[cv["budget"] == budget]).sort_values("near_constant", kind="stable")
         columns = [
-            Column("Predictor", at["predictor"].tolist(), at["predictor"].tolist()),
-            Column("Features", at["features"].tolist(), at["features"].tolist()),
+            _text_column("Predictor", at["predictor"].tolist()),
+            _text_column("Features", at["features"].tolist()),
             _interval_column("Kendall τ [95 % CI]", at, "kendall_tau", "{:.3f}".format, "max"),
             _interval_column("Spearman ρ [95 % CI]", at, "spearman", "{:.3f}".format, "max"),
             _interval_column("MAE [95 % CI]", at, "mae", "{:.4f}".format, "min"),
@@ -101,7 +107,7 @@ def baseline_table(summary: pd.DataFrame, proxies: dict | None) -> Table | None:
     first = rows["budget"].min()
     cv = rows[(rows["protocol"] == "cv") & (rows["budget"] == first)].sort_values("kendall_tau", ascending=False)
     names = cv["predictor"].tolist() or sorted(rows["predictor"].unique())
-    columns = [Column("Predictor", names, names)]
+    columns = [_text_column("Predictor", names)]
     if len(cv):
         columns += [_interval_column("cv Kendall τ [95 % CI]", cv, "kendall_tau", "{:.3f}".format, "max"),
                     _interval_column("cv violations, ties as ½", cv, "violations", "{:.1f}".format, "min")]
@@ -112,7 +118,7 @@ def baseline_table(summary: pd.DataFrame, proxies: dict | None) -> Table | None:
     source = (proxies or {}).get("data", "absent: `naap proxies DIR --data-free` writes them")
     note = ("Each alone: a linear fit of MaxAccuracy on the one column (synflow, snip and grad_norm as logarithms, "
             "NumMACs and NumParams as logarithms) on the training rows, so its sign comes from the training rows "
-            f"and its ranking is the column's. They read no training epoch. Proxies computed from: {source}.")
+            f"and its ranking is the column's. They read no training epoch. Proxies computed from: {datum(source)}.")
     return Table("Zero-cost proxies and one-column baselines, alone", note, columns,
                  cv["near_constant"].tolist() if len(cv) else [])
 
@@ -121,7 +127,7 @@ def _per_budget(rows: pd.DataFrame, order: list[str], cells) -> tuple[list[Colum
     """The predictor column, `cells(rows at a budget, budget)` for each budget, the notes; and the flags."""
     names = [n for n in order if n in set(rows["predictor"])]
     flagged = rows.groupby("predictor")["near_constant"].any().reindex(names).tolist()
-    columns = [Column("Predictor", names, names)]
+    columns = [_text_column("Predictor", names)]
     for budget in sorted(rows["budget"].unique()):
         columns += cells(rows[rows["budget"] == budget].set_index("predictor").reindex(names), budget)
     return columns + [_notes(flagged)], flagged
@@ -163,10 +169,8 @@ def predictor_table(predictors) -> Table:
                                                                         "or library defaults)") for p in predictors]
     return Table("The predictors: what each reads and what is chosen where",
                  "Every choice made from data is made on each fit's training rows only; the rest is fixed in advance.",
-                 [Column("Predictor", names, names), Column("Family", [p.family for p in predictors],
-                                                            [p.family for p in predictors]),
-                  Column("Features", [p.features for p in predictors], [p.features for p in predictors]),
-                  Column("Settings", text, text)])
+                 [_text_column("Predictor", names), _text_column("Family", [p.family for p in predictors]),
+                  _text_column("Features", [p.features for p in predictors]), _text_column("Settings", text)])
 
 
 def markdown_table(table: Table) -> str:
@@ -174,7 +178,7 @@ def markdown_table(table: Table) -> str:
     lines = ["| " + " | ".join(c.header for c in table.columns) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i, _ in enumerate(table.columns)) + "|"]
     for i in range(len(table.columns[0].values)):
-        cells = [f"**{c.text[i]}**" if c.is_best(i, eligible) else c.text[i] for c in table.columns]
+        cells = [markdown_line(f"**{c.text[i]}**" if c.is_best(i, eligible) else c.text[i]) for c in table.columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -187,10 +191,10 @@ def html_table(table: Table) -> str:
         cells = []
         for c in table.columns:
             value = c.values[i]
-            sort_key = "" if value is None else html.escape(str(value))
+            sort_key = "" if value is None else html.escape(plain(value))
             css = ' class="best"' if c.is_best(i, eligible) else ""
-            cells.append(f'<td data-value="{sort_key}"{css}>{html.escape(c.text[i])}</td>')
+            cells.append(f'<td data-value="{sort_key}"{css}>{html_line(c.text[i])}</td>')
         body.append(f'<tr{" class=flagged" if not eligible[i] else ""}>' + "".join(cells) + "</tr>")
-    return (f"<h2>{html.escape(table.title)}</h2>\n<p>{html.escape(table.note)}</p>\n"
+    return (f"<h2>{html.escape(table.title)}</h2>\n<p>{html_line(table.note)}</p>\n"
             f'<table class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body)
             + "\n</tbody></table>")

@@ -4,11 +4,12 @@ the work is done by naap.bench, naap.rebuild and naap.board), which registers it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
 
-from naap._signals import Terminated, interrupt_exit_code, raise_interrupt, signals_held
+from naap._signals import interrupt_exit_code, interrupt_name, raise_interrupt, signals_held
 from naap.errors import NaapError
 from naap.extras import needs
 
@@ -47,6 +48,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):  # UTF-8 whatever the locale: names and τ never crash a print,
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # nor a path's undecodable bytes
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
     previous = signal.signal(signal.SIGTERM, raise_interrupt)
     command = argv[0] if argv else None
     try:
@@ -61,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
     except KeyboardInterrupt as interrupt:  # a command may say what it kept, in the exception's message
-        name = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
-        print(f"naap: interrupted ({name}){f': {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
+        said = f": {interrupt}" if str(interrupt) else ""
+        print(f"naap: interrupted ({interrupt_name(interrupt)}){said}", file=sys.stderr)
         return interrupt_exit_code(interrupt)
     finally:
         signal.signal(signal.SIGTERM, previous)

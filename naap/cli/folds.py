@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from naap.cli.leaderboard import DEFAULT_BUDGETS, DEFAULT_PROTOCOLS, _integers, _protocols
-from naap.errors import NaapError
+from naap.cli.arguments import DEFAULT_BUDGETS, DEFAULT_PROTOCOLS, budgets_of, cv_repeats_of, protocols_of
 from naap.resources import NAAP440, shipped
 
 
@@ -22,15 +21,14 @@ def add_command(subparsers) -> None:
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOLS,
                         help=f"as for `naap leaderboard` (default: {DEFAULT_PROTOCOLS})")
     parser.add_argument("--budgets", default=DEFAULT_BUDGETS, help=f"as for `naap leaderboard` (default: {DEFAULT_BUDGETS})")
-    parser.add_argument("--cv-repeats", type=int, default=2, help="as for `naap leaderboard` (default: 2)")
+    parser.add_argument("--cv-repeats", default="2", help="as for `naap leaderboard` (default: 2)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    budgets = _integers(args.budgets, "budgets")
-    chosen_protocols = _protocols(args.protocol)
-    if args.cv_repeats < 1:
-        raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1")
+    budgets = budgets_of(args.budgets)
+    chosen_protocols = protocols_of(args.protocol)
+    args.cv_repeats = cv_repeats_of(args.cv_repeats)
     # scikit-learn loads here (the cv splitter), not when `naap folds --help` builds the parser
     from naap.board.folds import write_folds
 

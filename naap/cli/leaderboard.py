@@ -3,37 +3,17 @@ from __future__ import annotations
 
 import argparse
 
+from naap.cli.arguments import DEFAULT_BUDGETS, DEFAULT_PROTOCOLS, budgets_of, cv_repeats_of, protocols_of, whole
 from naap.errors import NaapError
 
-DEFAULT_BUDGETS = "0,3,6,9"
-DEFAULT_PROTOCOLS = "paper,cv,extrapolation"
+MAX_JOBS = 1024  # a larger --jobs is a typo; any --jobs is cut to the fits and the cores
 
 
-def _integers(text: str, what: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise NaapError(f"--{what} '{text}': expected comma-separated integers, e.g. {DEFAULT_BUDGETS}") from None
-    if not values:
-        raise NaapError(f"--{what} '{text}': empty")
-    return sorted(set(values))
-
-
-def _protocols(text: str) -> list[str]:
-    # naap.board.protocols loads scikit-learn: only when the command runs, not for its --help
-    from naap.board.protocols import EXTRAPOLATION, PROTOCOLS
-
-    chosen = []
-    for name in (p.strip() for p in text.split(",") if p.strip()):
-        expanded = EXTRAPOLATION if name == "extrapolation" else (name,)
-        unknown = [p for p in expanded if p not in PROTOCOLS]
-        if unknown:
-            raise NaapError(f"--protocol '{text}': unknown protocol '{unknown[0]}' "
-                            f"(known: {', '.join(PROTOCOLS)}, extrapolation = both extrapolation protocols)")
-        chosen += expanded
-    if not chosen:
-        raise NaapError(f"--protocol '{text}': empty")
-    return list(dict.fromkeys(chosen))
+def _jobs(text: str) -> int:
+    jobs = whole(text, "jobs", "of processes, or -1 for all cores")
+    if jobs == 0 or jobs < -1 or jobs > MAX_JOBS:
+        raise NaapError(f"--jobs {text[:40]}: give a number of processes from 1 to {MAX_JOBS}, or -1 for all cores")
+    return jobs
 
 
 def add_command(subparsers) -> None:
@@ -59,20 +39,19 @@ def add_command(subparsers) -> None:
     parser.add_argument("--predictions", action="append", default=[], metavar="NAME=FILE",
                         help="rank predictions made outside naap (a Parquet file of the test rows of `naap folds`, "
                              "see docs/leaderboard.md) as the predictor NAME (repeatable)")
-    parser.add_argument("--cv-repeats", type=int, default=2,
+    parser.add_argument("--cv-repeats", default="2",
                         help="repeats of the k-fold split (default: 2, i.e. 22 folds of 40 on NAAP-440)")
-    parser.add_argument("--jobs", type=int, default=-1, help="parallel processes (default: all cores)")
+    parser.add_argument("--jobs", default="-1", help="worker processes, never more than the cores or the fits "
+                                                     "(default: -1, all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    budgets = _integers(args.budgets, "budgets")
-    chosen_protocols = _protocols(args.protocol)
-    if args.cv_repeats < 1:
-        raise NaapError(f"--cv-repeats {args.cv_repeats}: must be at least 1")
-    if args.jobs == 0:
-        raise NaapError("--jobs 0: give a number of processes, or -1 for all cores")
+    budgets = budgets_of(args.budgets)
+    chosen_protocols = protocols_of(args.protocol)
+    args.cv_repeats = cv_repeats_of(args.cv_repeats)
+    args.jobs = _jobs(args.jobs)
     # scikit-learn, joblib and matplotlib load here, not when `naap leaderboard --help` builds the parser
     from naap.board import leaderboard
 

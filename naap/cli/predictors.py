@@ -5,10 +5,14 @@ import argparse
 
 
 def rows() -> list[tuple[str, str, str, str]]:
-    """(name, family, feature set, one-line description or '') of every registered predictor."""
-    from naap.board.predictors import REGISTRY  # scikit-learn loads here, not for `naap predictors --help`
+    """(name, family, feature set, one-line description or '') of every registered predictor, each
+    on one line with no control character (naap.board.escape.one_line)."""
+    # scikit-learn loads here, not for `naap predictors --help`
+    from naap.board.escape import one_line
+    from naap.board.predictors import REGISTRY
 
-    return [(p.name, p.family, p.features, getattr(p, "description", "") or "") for p in REGISTRY.values()]
+    return [tuple(one_line(cell) for cell in (p.name, p.family, p.features, getattr(p, "description", "") or ""))
+            for p in REGISTRY.values()]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -194,6 +194,26 @@ def test_a_built_in_predictor_ranked_through_files_gives_its_own_rows(capsys, tm
     assert via_files("SVR (RBF kernel)") in page and "predictions made outside naap" in page
 
 
+
+def test_predictions_made_elsewhere_are_ranked_alone(capsys, tmp_path, folds, folds_file):
+    """--predictor-set none with --predictions only: a board of the files' predictors, the same rows as beside others."""
+    sets, name = read_provenance(folds_file)["feature_sets"], "SVR (RBF kernel)"
+    path = tmp_path / "svr.parquet"
+    predict_outside(folds, sets, name).to_parquet(path, index=False)
+    code, output = naap(capsys, "leaderboard", DATA, "--out", tmp_path / "alone", "--predictor-set", "none", *SMALL,
+                        "--predictions", f"{via_files(name)}={path}", "--quiet")
+    assert code == 0, output.err
+    alone = pd.read_parquet(tmp_path / "alone" / "results.parquet")
+    code, output = naap(capsys, "leaderboard", DATA, "--out", tmp_path / "beside", "--predictor-set", "none", *SMALL,
+                        "--predictor", name, "--predictions", f"{via_files(name)}={path}", "--jobs", "1", "--quiet")
+    assert code == 0, output.err
+    beside = pd.read_parquet(tmp_path / "beside" / "results.parquet")
+    assert set(alone["predictor"]) == {via_files(name)}
+    pd.testing.assert_frame_equal(alone.drop(columns="fit_seconds").reset_index(drop=True),
+                                  beside[beside["predictor"] == via_files(name)].drop(columns="fit_seconds")
+                                  .reset_index(drop=True), check_exact=True)
+
+
 # --- files refused --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
