@@ -1,5 +1,6 @@
-"""SIGINT and SIGTERM, handled the same way by every command: both stop it as Ctrl-C does, and
-the exit code is the shell's 128 + the signal's number."""
+"""SIGINT, SIGTERM and SIGHUP, handled the same way by every command: each stops it as Ctrl-C
+does, and the exit code is the shell's 128 + the signal's number. SIGHUP (the terminal closed)
+stops a command as SIGTERM does, unless it is ignored (`nohup`), which is kept."""
 from __future__ import annotations
 
 import signal
@@ -10,14 +11,24 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt: every command stops the same way."""
 
 
+class HungUp(Terminated):
+    """SIGHUP, handled as SIGTERM."""
+
+
 def raise_interrupt(signum, frame):
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    raise HungUp() if signum == signal.SIGHUP else Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def handled_signals() -> tuple[int, ...]:
+    """SIGINT, SIGTERM, and SIGHUP unless the process ignores it (started under `nohup`)."""
+    hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGINT, signal.SIGTERM, *hangup)
 
 
 @contextmanager
 def signals_handled(handler):
-    """Inside, SIGINT and SIGTERM call `handler(signum, frame)`; after, the previous handlers are back."""
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    """Inside, the handled_signals call `handler(signum, frame)`; after, the previous handlers are back."""
+    previous = {s: signal.signal(s, handler) for s in handled_signals()}
     try:
         yield
     finally:
@@ -27,7 +38,7 @@ def signals_handled(handler):
 
 @contextmanager
 def signals_held():
-    """SIGINT and SIGTERM wait while the command's modules are imported, and are taken right
+    """SIGINT, SIGTERM and SIGHUP wait while the command's modules are imported, and are taken right
     after: an interrupt inside a library's import can leave it half-imported (some libraries
     catch every exception there), and the command would then fail with a confusing traceback."""
     received = []
@@ -37,6 +48,13 @@ def signals_held():
         raise_interrupt(received[0], None)
 
 
+def interrupt_signal(interrupt: KeyboardInterrupt) -> signal.Signals:
+    """The signal that raised `interrupt`: SIGHUP, SIGTERM or SIGINT."""
+    if isinstance(interrupt, HungUp):
+        return signal.SIGHUP
+    return signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
+
+
 def interrupt_exit_code(interrupt: KeyboardInterrupt) -> int:
-    """128 + the signal's number, as a shell reports a process ended by it: 130 (SIGINT), 143 (SIGTERM)."""
-    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    """128 + the signal's number, as a shell reports a process ended by it: 129 (SIGHUP), 130 (SIGINT), 143 (SIGTERM)."""
+    return 128 + interrupt_signal(interrupt)

@@ -24,7 +24,7 @@ from naap.bench.counts import epoch_flop
 from naap.bench.plot import learning_curves
 from naap.bench.search import Objective
 from naap.bench.space import Layer
-from naap.bench.tables import IMPORTED, Tables, load_tables
+from naap.bench.tables import IMPORTED, Tables, load_tables, recorded_shape
 from naap.errors import NaapError
 from naap.resources import NAAP440, shipped
 
@@ -64,8 +64,10 @@ class Benchmark:
         self.epochs = tables.epochs.sort_values(["arch_id", "seed", "epoch"], ignore_index=True)
         self.provenance = provenance
         self.path = Path(path)
-        self.name = provenance.get("recipe", {}).get("name", self.path.name)
-        self.num_epochs = int(self.epochs["epoch"].max())
+        recipe = provenance.get("recipe")
+        name = recipe.get("name") if isinstance(recipe, dict) else None
+        self.name = name if isinstance(name, str) else self.path.name
+        self.num_epochs = int(self.epochs["epoch"].max()) if len(self.epochs) else 0  # 0: every run diverged at once
         self.seeds = sorted(int(s) for s in self.epochs["seed"].unique())
         self._id_of_hash = dict(zip(self.architectures["arch_hash"], self.architectures["arch_id"].tolist()))
         self._ids = self.architectures["arch_id"].to_numpy()
@@ -133,7 +135,9 @@ class Benchmark:
         return int(self._ids[best]), int(changed[best])
 
     def _why_unknown(self, arch: Arch) -> str:
-        recipe = self.provenance.get("recipe", {}).get("contents")
+        recipe = self.provenance.get("recipe")
+        recipe = recipe.get("contents") if isinstance(recipe, dict) else None
+        recipe = recipe if isinstance(recipe, dict) else None
         reason = outside_space(arch, search_space(recipe)) if recipe else None
         if reason is None:
             reason = (f"it is in the search space but not among the {len(self)} architectures of the dataset"
@@ -178,8 +182,9 @@ class Benchmark:
     @property
     def images(self) -> tuple[int, int]:
         """(training images, test images) of one epoch: as recorded by a rebuild, else CIFAR-10's."""
+        recorded_shape(self.path / "architectures.parquet", self.provenance)  # a malformed `dataset` is one line
         recorded = self.provenance.get("dataset")
-        if recorded:
+        if recorded and "train_size" in recorded and "test_size" in recorded:
             return int(recorded["train_size"]), int(recorded["test_size"])
         if self.provenance.get("kind") == IMPORTED:
             return RELEASE_IMAGES

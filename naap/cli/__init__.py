@@ -8,7 +8,7 @@ import importlib
 import signal
 import sys
 
-from naap._signals import Terminated, interrupt_exit_code, raise_interrupt, signals_held
+from naap._signals import handled_signals, interrupt_exit_code, interrupt_signal, raise_interrupt, signals_held
 from naap.errors import NaapError
 
 # Each command: the module that registers it, and its line in `naap --help`. Only the chosen
@@ -40,9 +40,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def utf8_output() -> None:
+    """stdout and stderr in UTF-8 whatever the locale (PYTHONIOENCODING=ascii, LANG=C): names such
+    as τ are printed, never a UnicodeEncodeError after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "encoding", "utf-8").lower().replace("-", "") != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    utf8_output()
+    previous = {s: signal.signal(s, raise_interrupt) for s in handled_signals() if s != signal.SIGINT}
     try:
         with signals_held():
             parser = build_parser(argv[0] if argv else None)
@@ -53,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
+    except OSError as exc:  # a path the system refuses (longer than PATH_MAX, ...) before a command checks it
+        print(f"naap: error: {exc.filename or 'a path'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as interrupt:  # a command may say what it kept, in the exception's message
-        name = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
+        name = interrupt_signal(interrupt).name
         print(f"naap: interrupted ({name}){f': {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
         return interrupt_exit_code(interrupt)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, restored in previous.items():
+            signal.signal(s, restored)

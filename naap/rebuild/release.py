@@ -155,7 +155,7 @@ def import_release(release_dir: str | Path, recipe: Recipe) -> tuple[Tables, dic
         "notes": "lr is the recipe's schedule; the release has no test_loss, train_accuracy or epoch_seconds.",
     }
     tables = Tables(architectures, epochs.sort_values(["arch_id", "seed", "epoch"], ignore_index=True))
-    check_tables(tables, csv_path, csv_path)
+    check_tables(tables, csv_path, csv_path, recipe.dataset.shape)
     return tables, provenance
 
 

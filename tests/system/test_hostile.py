@@ -330,7 +330,7 @@ BAD_FOLDERS = {
     "garbage": (E, garbage, "epochs.parquet: not a readable Parquet file"),
     "truncated": (A, truncated, "architectures.parquet: not a readable Parquet file"),
     "enormous-metadata": (A, huge_metadata, "bytes of Parquet metadata, more than the 16 MiB naap reads"),
-    "a-directory-not-a-file": (A, a_directory, "architectures.parquet: not a readable Parquet file"),
+    "a-directory-not-a-file": (A, a_directory, "architectures.parquet: a folder, not a regular file"),
     "a-file-missing": (E, lambda d, n: (d / n).unlink(), "epochs.parquet: file not found"),
 }
 
