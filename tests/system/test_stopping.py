@@ -84,6 +84,22 @@ def test_sigterm_stops_at_the_next_epoch_keeps_checkpoints_and_the_same_command_
         assert read_provenance(out / "parts" / f"{name}.parquet")["resumed_epochs"] >= 1
 
 
+def test_sighup_stops_as_sigterm_does_and_the_same_command_resumes(workdir, long_recipe, baseline):
+    """The terminal closing (SIGHUP) must not orphan trainings or lose them: it stops the run
+    as SIGTERM does, with its checkpoints, exit 129."""
+    out = workdir / "hung-up"
+    run = naap(workdir, "dataset", long_recipe, "--out", out)
+    wait_for_a_checkpoint(run, out)
+    run.send_signal(signal.SIGHUP)
+    _, err = run.communicate(timeout=120)
+    kept = sorted(p.stem for p in (out / "checkpoints").glob("*.pt"))
+    assert run.returncode == 128 + signal.SIGHUP and kept, err
+    assert err.strip() == (f"naap: interrupted (SIGHUP): {len(kept)} checkpoint(s) kept in {out / 'checkpoints'}; "
+                           f"run the same command to resume")
+    finish(naap(workdir, "dataset", long_recipe, "--out", out))
+    assert_same_data(baseline, out)
+
+
 def test_a_second_signal_while_the_trainings_stop_is_noted_and_the_stop_completes(workdir, long_recipe):
     out = workdir / "twice"
     run = naap(workdir, "dataset", long_recipe, "--out", out)
