@@ -452,7 +452,7 @@ def test_export_of_a_seed_the_dataset_lacks_is_one_line(tmp_path, capsys):
 # --- writes that fail -------------------------------------------------------------
 
 def test_export_to_a_directory_is_one_line_and_leaves_it_alone(tmp_path, capsys):
-    target = tmp_path / "a-folder"
+    target = tmp_path / "a-folder.csv"  # a .csv name: the one export-csv takes
     target.mkdir()
     (target / "theirs.txt").write_text("keep me")
     before = snapshot(tmp_path)
@@ -633,7 +633,8 @@ def test_no_traceback_escapes_a_real_process(release_dir, tmp_path, case):
         data = damaged_copy(folder, A, truncated)
         args, expected = ["info", data], f"{data}/architectures.parquet: not a readable Parquet file"
     elif case == "export-csv-to-a-directory":
-        args, expected = ["export-csv", DATA, folder], f"{folder}: cannot write it (Is a directory)"
+        (folder / "out.csv").mkdir()
+        args, expected = ["export-csv", DATA, folder / "out.csv"], f"{folder / 'out.csv'}: cannot write it (Is a directory)"
     else:
         shutil.copytree(release_dir, folder / "release")
         (folder / "release" / J).write_text("[[{]]")
