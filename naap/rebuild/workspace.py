@@ -42,7 +42,7 @@ FOLDERS = ("parts", "checkpoints", "locks")
 MERGED = ("architectures.parquet", "epochs.parquet", "DATASET.md")
 # The recipe copies of runs starting at once on a new DIR (adopt), and their temporary files:
 # the only files of an --out that is still counted as empty.
-RECIPE_COPY = re.compile(r"\.recipe\.[0-9a-f]{32}\.yaml(\..+\.tmp)?")
+RECIPE_COPY = re.compile(r"\.recipe\.[0-9a-f]{32}\.yaml|\.\.recipe\.[0-9a-f]{32}\.yaml\..+\.tmp")
 # flock fails with these on filesystems that do not support it (Lustre without -o flock, some NFS setups).
 NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
