@@ -56,5 +56,6 @@ def interrupt_signal(interrupt: KeyboardInterrupt) -> signal.Signals:
 
 
 def interrupt_exit_code(interrupt: KeyboardInterrupt) -> int:
-    """128 + the signal's number, as a shell reports a process ended by it: 129 (SIGHUP), 130 (SIGINT), 143 (SIGTERM)."""
+    """128 + the signal's number, as a shell reports a process ended by it: 129 (SIGHUP), 130 (SIGINT),
+    143 (SIGTERM)."""
     return 128 + interrupt_signal(interrupt)

@@ -230,7 +230,8 @@ def _check_layers(path: Path, a: pd.DataFrame, shape: tuple[int, int, int]) -> N
         bad = next((layer for layer in layers if min(layer["kernel_size"], layer["width"], layer["stride"]) < 1),
                    None) if layers else "none"
         if bad is not None:
-            raise NaapError(f"{path}: column 'layers': arch_id {row.arch_id} has {'no layers' if bad == 'none' else bad} "
+            found = "no layers" if bad == "none" else bad
+            raise NaapError(f"{path}: column 'layers': arch_id {row.arch_id} has {found} "
                             f"(each layer's kernel_size, width and stride must be >= 1)")
         scheme = scheme_from_dicts(layers)
         derived = {"arch_hash": scheme_hash(scheme), **scheme_features(scheme),

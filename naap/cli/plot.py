@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
     except (NaapError, ValueError, TypeError) as exc:
         raise NaapError(f"--arch: {exc}") from None
     if not bench.epochs["arch_id"].isin(ids).any():
-        raise NaapError(f"--arch: no epoch rows to draw (each run of {', '.join(args.arch)} diverged in its first epoch)")
+        raise NaapError(f"--arch: no epoch rows to draw (each run of {', '.join(args.arch)} diverged "
+                        f"in its first epoch)")
     if Path(args.out).suffix.lower() != ".png":
         raise NaapError(f"--out {args.out}: must be a .png file")
 

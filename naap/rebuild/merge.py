@@ -70,7 +70,8 @@ def merge(ws: Workspace, plan: Plan) -> Tables:
     try:  # what the loader would refuse is never written
         check_tables(tables, ws.root / "architectures.parquet", ws.root / "epochs.parquet", recipe.dataset.shape)
     except NaapError as exc:
-        raise NaapError(f"{ws.root / 'parts'}: the parts make tables naap refuses, so nothing was written: {exc}") from None
+        raise NaapError(f"{ws.root / 'parts'}: the parts make tables naap refuses, so nothing was written: "
+                        f"{exc}") from None
     with ws.merging():
         write_proxies(ws, plan, records)
         write_dataset(tables, ws.root, about, dataset_card(tables, plan, about))

@@ -29,8 +29,8 @@ SCHEMES_NAME = "generated_schemes.json"
 SOURCE = "NAAP-440 (T. Hakim, arXiv 2209.06626), published release, MIT licence"
 EPOCH_COLUMN = re.compile(r"^e(\d{1,5})(LossMean|LossMedian|Accuracy)$")
 LAYER_FIELDS = ("kernel_size", "width", "stride", "residual")
-LICENCE_COPY = "LICENSE-NAAP440"
-MAX_RELEASE_BYTES = 256 << 20  # each of the release's files naap reads: the published CSV is about 1 MB  # the release's licence, kept beside the imported data as its MIT terms ask
+LICENCE_COPY = "LICENSE-NAAP440"  # the release's licence, kept beside the imported data as its MIT terms ask
+MAX_RELEASE_BYTES = 256 << 20  # each of the release's files naap reads: the published CSV is about 1 MB
 
 
 def _read_schemes(path: Path, input_size: int) -> list:

@@ -239,16 +239,18 @@ def check_part(path: Path, job: Job, epochs: int, rows: pd.DataFrame, record: di
         raise NaapError(f"{path}: {role}epochs: {n} rows, not a finished run of {epochs} epochs "
                         f"(its record: {record['epochs']} epochs, diverged {record['diverged']})")
     check_values(path, rows)
-    if not all(isinstance(v, str) for v in record["versions"].values()) or not 0 <= record["finished"] - record["started"] < 1e9:
+    elapsed = record["finished"] - record["started"]
+    if not all(isinstance(v, str) for v in record["versions"].values()) or not 0 <= elapsed < 1e9:
         raise NaapError(f"{path}: {role}record fields 'versions', 'started', 'finished': versions must be text, "
                         f"finished a time after started")
     recorded_shape(path, record)
-    if record["dataset"].get("name") is None or not isinstance(record["dataset"]["name"], str):
+    if not isinstance(record["dataset"].get("name"), str):
         raise NaapError(f"{path}: {role}record field 'dataset.name': must be text")
     proxies = record["proxies"]
     if proxies is not None:
         values = proxies.get("values")
+        finite = lambda v: isinstance(v, NUMBER) and not isinstance(v, bool) and math.isfinite(v)
         if (type(proxies.get("images")) is not int or not isinstance(values, dict) or set(values) != set(PROXIES)
-                or not all(isinstance(v, NUMBER) and not isinstance(v, bool) and math.isfinite(v) for v in values.values())):
+                or not all(map(finite, values.values()))):
             raise NaapError(f"{path}: {role}record field 'proxies': must be images (a whole number) and values, "
                             f"one finite number for each of {', '.join(PROXIES)}")
