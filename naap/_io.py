@@ -23,6 +23,9 @@ MAX_FOOTER_BYTES = 16 << 20  # a Parquet footer (schema and metadata) naap reads
 # The columns naap reads of one table, uncompressed, as its footer declares them: NAAP-440's
 # epochs.parquet declares about 3 MB; 2 GiB hold some 30 million epoch rows.
 MAX_TABLE_BYTES = 2 << 30
+# A text value naap reads (an arch_hash has 16 characters): text is read dictionary-encoded, so a
+# long value repeated on every row is refused before it is repeated in memory.
+MAX_TEXT_BYTES = 256
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path, schema: pa.Schema, provenance: dict | None = None) -> None:
@@ -115,7 +118,9 @@ PARQUET_ERRORS = (pa.ArrowException, OSError, UnicodeDecodeError, ValueError)
 
 def _check_columns(path: Path, parquet: pq.ParquetFile, schema: pa.Schema) -> None:
     """The footer's columns against `schema`, before any data is read: each present once, of
-    its type, and the declared size of those naap reads within MAX_TABLE_BYTES."""
+    its type, and the size of those naap reads within MAX_TABLE_BYTES: the uncompressed bytes the
+    footer declares, plus each declared value at 8 bytes (MAX_TEXT_BYTES for text), so that
+    run-length or dictionary encoding cannot hide what the values take once decoded."""
     found = parquet.schema_arrow
     for field in schema:
         where = found.get_all_field_indices(field.name)
@@ -123,19 +128,38 @@ def _check_columns(path: Path, parquet: pq.ParquetFile, schema: pa.Schema) -> No
             raise NaapError(f"{path}: missing column '{field.name}'")
         if len(where) > 1:
             raise NaapError(f"{path}: column '{field.name}' appears {len(where)} times (must be once)")
-        if not found.field(where[0]).type.equals(field.type):
-            raise NaapError(f"{path}: column '{field.name}' has type {found.field(where[0]).type}, "
-                            f"expected {field.type}")
-    wanted, metadata, declared = set(schema.names), parquet.metadata, 0
+        got = found.field(where[0]).type
+        got = got.value_type if pa.types.is_dictionary(got) and field.name in _text(schema) else got
+        if not got.equals(field.type):
+            raise NaapError(f"{path}: column '{field.name}' has type {got}, expected {field.type}")
+    width = {field.name: MAX_TEXT_BYTES if field.name in _text(schema) else 8 for field in schema}
+    metadata, declared = parquet.metadata, 0
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         for i in range(row_group.num_columns):
             chunk = row_group.column(i)
-            if chunk.path_in_schema.split(".")[0] in wanted:
-                declared += max(chunk.total_uncompressed_size, 0)
+            name = chunk.path_in_schema.split(".")[0]
+            if name in width:
+                declared += max(chunk.total_uncompressed_size, 0) + max(chunk.num_values, 0) * width[name]
     if declared > MAX_TABLE_BYTES:
         raise NaapError(f"{path}: its footer declares {declared:,} bytes in the columns naap reads, "
-                        f"more than the {MAX_TABLE_BYTES >> 30} GiB naap reads of one table")
+                        f"more than the {MAX_TABLE_BYTES >> 20:,} MiB naap reads of one table")
+
+
+def _text(schema: pa.Schema) -> list[str]:
+    return [field.name for field in schema if pa.types.is_string(field.type)]
+
+
+def _decode_text(path: Path, table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The text columns, read dictionary-encoded, decoded once no value is over MAX_TEXT_BYTES."""
+    for name in _text(schema):
+        column = table.column(name)
+        longest = max((pc.max(pc.binary_length(chunk.dictionary)).as_py() or 0 for chunk in column.chunks), default=0)
+        if longest > MAX_TEXT_BYTES:
+            raise NaapError(f"{path}: column '{name}': a value of {longest:,} bytes, more than the "
+                            f"{MAX_TEXT_BYTES} naap reads")
+        table = table.set_column(table.schema.get_field_index(name), name, column.cast(pa.string()))
+    return table
 
 
 def read_parquet(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
@@ -145,9 +169,9 @@ def read_parquet(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
     with open_regular(path) as f:
         try:
             _check_footer(path, f)
-            parquet = pq.ParquetFile(f)
+            parquet = pq.ParquetFile(f, read_dictionary=_text(schema))
             _check_columns(path, parquet, schema)
-            table = parquet.read(columns=schema.names)
+            table = _decode_text(path, parquet.read(columns=schema.names), schema)
         except NaapError:
             raise
         except PARQUET_ERRORS as exc:

@@ -18,7 +18,7 @@ import pytest
 import naap
 from naap import _io
 from naap._io import read_parquet, read_provenance, write_parquet
-from naap.bench.tables import EPOCHS_SCHEMA, PROXIES_FILE, load_proxies
+from naap.bench.tables import EPOCHS_SCHEMA, PROXIES, PROXIES_FILE, load_proxies
 from naap.cli import main
 from naap.errors import NaapError
 from tests.conftest import REPO
@@ -120,15 +120,38 @@ def test_an_extra_gigabyte_column_is_never_read(tmp_path):
 
 def test_a_table_that_declares_more_than_the_bound_is_refused_before_its_data_are_read(tmp_path, capsys,
                                                                                          monkeypatch):
-    declared = sum(pq.ParquetFile(DATA / E).metadata.row_group(g).total_byte_size
-                   for g in range(pq.ParquetFile(DATA / E).metadata.num_row_groups))
-    monkeypatch.setattr(_io, "MAX_TABLE_BYTES", declared // 2)  # architectures.parquet declares less
+    # architectures.parquet declares about 0.2 MB, epochs.parquet (39,600 rows of 10 columns) over 3 MB
+    monkeypatch.setattr(_io, "MAX_TABLE_BYTES", 1 << 20)
     reads, read = [], pq.ParquetFile.read
     monkeypatch.setattr(pq.ParquetFile, "read", lambda self, *a, **k: reads.append(self.metadata.num_rows)
                         or read(self, *a, **k))
     line = refused(capsys, ["info", DATA])
     assert line.startswith(f"naap: error: {DATA / E}: its footer declares ") and "naap reads of one table" in line
     assert reads == [440]  # architectures.parquet's rows were read, none of epochs.parquet's
+
+
+def test_values_that_encode_small_count_as_decoded(tmp_path, monkeypatch):
+    """200,000 equal rows: run-length and dictionary encoding keep them to a few kB, decoded
+    they take 11 MB; the bound counts them decoded."""
+    rows = 200_000
+    table = pa.table({"arch_id": pa.array([1] * rows, pa.int32()),
+                      **{name: pa.array([0.5] * rows) for name in PROXIES}})
+    pq.write_table(table, tmp_path / PROXIES_FILE)
+    encoded = sum(pq.ParquetFile(tmp_path / PROXIES_FILE).metadata.row_group(0).column(i).total_uncompressed_size
+                  for i in range(len(table.schema)))
+    monkeypatch.setattr(_io, "MAX_TABLE_BYTES", 4 << 20)
+    assert encoded < 4 << 20 < rows * 8 * len(table.schema)
+    with pytest.raises(NaapError, match="proxies.parquet: its footer declares .* more than"):
+        load_proxies(tmp_path)
+
+
+def test_a_long_text_value_is_refused_before_it_is_decoded_on_every_row(tmp_path, capsys):
+    folder = copy_of_data(tmp_path)
+    table = pq.read_table(folder / A)
+    i = table.schema.get_field_index("arch_hash")
+    pq.write_table(table.set_column(i, "arch_hash", pa.array(["a" * 1000] * len(table))), folder / A)
+    assert refused(capsys, ["info", folder]) == (f"naap: error: {folder / A}: column 'arch_hash': a value of "
+                                                 f"1,000 bytes, more than the 256 naap reads")
 
 
 def non_utf8_column_name(folder: Path) -> None:
