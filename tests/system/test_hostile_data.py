@@ -18,6 +18,7 @@ import pytest
 import naap
 from naap import _io
 from naap._io import read_parquet, read_provenance, write_parquet
+from naap._signals import HungUp, handled_signals, interrupt_exit_code, raise_interrupt
 from naap.bench.tables import EPOCHS_SCHEMA, PROXIES, PROXIES_FILE, load_proxies
 from naap.cli import main
 from naap.errors import NaapError
@@ -388,8 +389,6 @@ def test_output_is_utf8_whatever_the_locale(tmp_path):
 def test_sighup_is_handled_as_sigterm_and_ignored_under_nohup():
     """Unit level (the end-to-end stop is in tests/system/test_stopping.py): naap's handlers
     take SIGHUP as they take SIGTERM, unless the process ignores it."""
-    from naap._signals import HungUp, handled_signals, interrupt_exit_code, raise_interrupt
-
     with pytest.raises(HungUp) as interrupt:
         raise_interrupt(signal.SIGHUP, None)
     assert interrupt_exit_code(interrupt.value) == 128 + signal.SIGHUP
