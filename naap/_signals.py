@@ -1,6 +1,6 @@
-"""SIGINT and SIGTERM, handled the same way by every command: both stop it as Ctrl-C does, and
-the exit code is the shell's 128 + the signal's number. SIGHUP (a closed terminal) is handled as
-SIGTERM where a command asks for it (naap leaderboard, whose workers must not be orphaned)."""
+"""SIGINT, SIGTERM and SIGHUP, handled the same way by every command: each stops it as Ctrl-C
+does, and the exit code is the shell's 128 + the signal's number. SIGHUP (the terminal closed)
+stops a command as SIGTERM does, unless it is ignored (`nohup`), which is kept."""
 from __future__ import annotations
 
 import signal
@@ -21,10 +21,16 @@ def raise_interrupt(signum, frame):
     raise {signal.SIGTERM: Terminated, signal.SIGHUP: HungUp}.get(signum, KeyboardInterrupt)()
 
 
+def handled_signals() -> tuple[int, ...]:
+    """SIGINT, SIGTERM, and SIGHUP unless the process ignores it (started under `nohup`)."""
+    hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGINT, signal.SIGTERM, *hangup)
+
+
 @contextmanager
 def signals_handled(handler):
-    """Inside, SIGINT and SIGTERM call `handler(signum, frame)`; after, the previous handlers are back."""
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    """Inside, the handled_signals call `handler(signum, frame)`; after, the previous handlers are back."""
+    previous = {s: signal.signal(s, handler) for s in handled_signals()}
     try:
         yield
     finally:
@@ -34,7 +40,7 @@ def signals_handled(handler):
 
 @contextmanager
 def signals_held():
-    """SIGINT and SIGTERM wait while the command's modules are imported, and are taken right
+    """SIGINT, SIGTERM and SIGHUP wait while the command's modules are imported, and are taken right
     after: an interrupt inside a library's import can leave it half-imported (some libraries
     catch every exception there), and the command would then fail with a confusing traceback."""
     received = []
@@ -44,11 +50,12 @@ def signals_held():
         raise_interrupt(received[0], None)
 
 
+def interrupt_signal(interrupt: KeyboardInterrupt) -> signal.Signals:
+    """The signal that raised `interrupt`: SIGHUP, SIGTERM or SIGINT."""
+    return signal.Signals(interrupt.signum) if isinstance(interrupt, Terminated) else signal.SIGINT
+
+
 def interrupt_exit_code(interrupt: KeyboardInterrupt) -> int:
-    """128 + the signal's number, as a shell reports a process ended by it: 130 (SIGINT), 143 (SIGTERM),
-    129 (SIGHUP)."""
-    return 128 + (interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT)
-
-
-def interrupt_name(interrupt: KeyboardInterrupt) -> str:
-    return signal.Signals(interrupt.signum).name if isinstance(interrupt, Terminated) else "SIGINT"
+    """128 + the signal's number, as a shell reports a process ended by it: 129 (SIGHUP), 130 (SIGINT),
+    143 (SIGTERM)."""
+    return 128 + interrupt_signal(interrupt)

@@ -29,7 +29,7 @@ from naap.bench.counts import epoch_flop
 from naap.bench.plot import learning_curves
 from naap.bench.search import Objective
 from naap.bench.space import Layer
-from naap.bench.tables import IMPORTED, Tables, load_tables
+from naap.bench.tables import IMPORTED, Tables, load_tables, recorded_shape
 from naap.errors import InvalidType, InvalidValue, NaapError, UnknownKey
 from naap.extras import needs
 from naap.resources import NAAP440, shipped
@@ -38,8 +38,6 @@ _HASH = re.compile(r"[0-9a-f]{16}")
 # Training and test images of one epoch, for datasets whose provenance does not record them: the
 # imported release was trained on all of CIFAR-10 (docs/benchmark.md, section Training).
 RELEASE_IMAGES = (50_000, 10_000)
-# (in_channels, input_size, num_classes) of CIFAR-10, the release's images
-RELEASE_SHAPE = (3, 32, 10)
 
 
 def load(path: str | Path | None = None) -> Benchmark:
@@ -81,8 +79,10 @@ class Benchmark:
         self.epochs = tables.epochs.sort_values(["arch_id", "seed", "epoch"]).set_index("arch_id")
         self.provenance = provenance
         self.path = Path(path)
-        self.name = provenance.get("recipe", {}).get("name", self.path.name)
-        self.num_epochs = int(self.epochs["epoch"].max())
+        recipe = provenance.get("recipe")
+        name = recipe.get("name") if isinstance(recipe, dict) else None
+        self.name = name if isinstance(name, str) else self.path.name
+        self.num_epochs = int(self.epochs["epoch"].max()) if len(self.epochs) else 0  # 0: every run diverged at once
         self.seeds = sorted(int(s) for s in self.epochs["seed"].unique())
         self._id_of_hash = dict(zip(self.architectures["arch_hash"], self.architectures.index.tolist()))
         self._ids = self.architectures.index.to_numpy()
@@ -149,7 +149,9 @@ class Benchmark:
         return int(self._ids[best]), int(changed[best])
 
     def _why_unknown(self, arch: Arch) -> str:
-        recipe = self.provenance.get("recipe", {}).get("contents")
+        recipe = self.provenance.get("recipe")
+        recipe = recipe.get("contents") if isinstance(recipe, dict) else None
+        recipe = recipe if isinstance(recipe, dict) else None
         reason = outside_space(arch, search_space(recipe)) if recipe else None
         if reason is None:
             reason = (f"it is in the search space but not among the {len(self)} architectures of the dataset"
@@ -213,8 +215,9 @@ class Benchmark:
     @property
     def images(self) -> tuple[int, int]:
         """(training images, test images) of one epoch: as recorded by a rebuild, else CIFAR-10's."""
+        recorded_shape(self.path / "architectures.parquet", self.provenance)  # a malformed `dataset` is one line
         recorded = self.provenance.get("dataset")
-        if recorded:
+        if recorded and "train_size" in recorded and "test_size" in recorded:
             return int(recorded["train_size"]), int(recorded["test_size"])
         if self.provenance.get("kind") == IMPORTED:
             return RELEASE_IMAGES
@@ -224,14 +227,7 @@ class Benchmark:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(in_channels, input_size, num_classes) of the images: as recorded by a rebuild, else CIFAR-10's."""
-        recorded, keys = self.provenance.get("dataset"), ("in_channels", "input_size", "num_classes")
-        if not recorded:
-            return RELEASE_SHAPE
-        missing = [key for key in keys if key not in recorded]
-        if missing:
-            raise NaapError(f"{self.path / 'architectures.parquet'}: provenance: dataset.{missing[0]} is not "
-                            f"recorded, so the network's input and output are unknown")
-        return tuple(int(recorded[key]) for key in keys)
+        return recorded_shape(self.path / "architectures.parquet", self.provenance)
 
     # --- helpers -----------------------------------------------------------------------------
 

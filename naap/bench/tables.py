@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from naap._io import atomic_write, read_parquet, read_provenance, refuse_first, write_parquet
 from naap.bench.counts import count_macs, count_params
-from naap.bench.space import Scheme, scheme_features, scheme_hash, scheme_to_dicts
+from naap.bench.space import Scheme, scheme_features, scheme_from_dicts, scheme_hash, scheme_to_dicts
 from naap.errors import NaapError
 from naap.resources import NAAP440, shipped
 
@@ -76,6 +76,8 @@ def load_proxies(data_dir: str | Path) -> tuple[pd.DataFrame, dict] | None:
     if not path.exists():
         return None
     table = read_parquet(path, PROXIES_SCHEMA)
+    refuse_first(path, table, table["arch_id"].duplicated(keep=False), "arch_id",
+                 "{key} appears more than once (must be unique)")
     values = table[list(PROXIES)].to_numpy()
     if not np.isfinite(values).all():
         row, column = np.argwhere(~np.isfinite(values))[0]
@@ -137,8 +139,30 @@ def load_tables(data_dir: str | Path | None = None) -> Tables:
         raise NaapError(f"{data_dir}: dataset directory not found")
     tables = Tables(read_parquet(data_dir / "architectures.parquet", ARCHITECTURES_SCHEMA),
                     read_parquet(data_dir / "epochs.parquet", EPOCHS_SCHEMA))
-    check_tables(tables, data_dir / "architectures.parquet", data_dir / "epochs.parquet")
+    shape = recorded_shape(data_dir / "architectures.parquet", read_provenance(data_dir / "architectures.parquet"))
+    check_tables(tables, data_dir / "architectures.parquet", data_dir / "epochs.parquet", shape)
     return tables
+
+
+SHAPE_KEYS = ("in_channels", "input_size", "num_classes")
+DEFAULT_SHAPE = (3, 32, 10)  # CIFAR-10's, the published release's: the counts' defaults
+
+
+def recorded_shape(path: Path, provenance: dict) -> tuple[int, int, int]:
+    """(in_channels, input_size, num_classes) of the images the counts are for: the provenance's
+    `dataset` (a rebuild records it), else CIFAR-10's. Each size `dataset` holds must be a whole
+    number >= 1, or it is one NaapError naming the field."""
+    dataset = provenance.get("dataset")
+    if dataset is None:
+        return DEFAULT_SHAPE
+    if not isinstance(dataset, dict):
+        raise NaapError(f"{path}: provenance field 'dataset': must be an object, got {type(dataset).__name__}")
+    for key in (*SHAPE_KEYS, "train_size", "test_size"):
+        value = dataset.get(key, 1)
+        if type(value) is not int or not 0 < value < 1 << 31:
+            raise NaapError(f"{path}: provenance field 'dataset.{key}': must be a whole number >= 1, "
+                            f"got {value!r:.60}")
+    return tuple(dataset.get(key, default) for key, default in zip(SHAPE_KEYS, DEFAULT_SHAPE))
 
 
 # --- the invariants of the tables ---------------------------------------------
@@ -157,7 +181,7 @@ VALUE_RULES = {
 MAX_ACCURACY_TOLERANCE = 1e-9
 
 
-def _check_values(path: Path, frame: pd.DataFrame) -> None:
+def check_values(path: Path, frame: pd.DataFrame) -> None:
     """VALUE_RULES on every present value (read_parquet has refused NaN, so a NaN here is a null)."""
     for column, (test, rule) in VALUE_RULES.items():
         if column in frame:
@@ -166,9 +190,11 @@ def _check_values(path: Path, frame: pd.DataFrame) -> None:
                           f"{{key}} has {{value}} ({rule})")
 
 
-def check_tables(tables: Tables, architectures_path: Path, epochs_path: Path) -> None:
+def check_tables(tables: Tables, architectures_path: Path, epochs_path: Path,
+                 shape: tuple[int, int, int] = DEFAULT_SHAPE) -> None:
     """Refuse tables that break the layout's invariants, naming the file, the column and the
-    first offending key: arch_id unique; every epochs arch_id an architecture; (arch_id, seed,
+    first offending key: arch_id unique; arch_hash, the features and the counts those of
+    `layers` (for images of `shape`, recorded_shape); every epochs arch_id an architecture; (arch_id, seed,
     epoch) unique; each run's epochs 1..n; counts > 0, accuracies in [0, 1], losses and
     seconds finite and >= 0, lr finite and > 0; every run that did not diverge has the same
     number of epochs as the others, and the main seed (main_seed) has a run of every architecture
@@ -180,7 +206,8 @@ def check_tables(tables: Tables, architectures_path: Path, epochs_path: Path) ->
         raise NaapError(f"{architectures_path}: no architectures")
     refuse_first(architectures_path, a, a["arch_id"].duplicated(keep=False), "arch_id",
                   "{key} appears more than once (must be unique)")
-    _check_values(architectures_path, a)
+    check_values(architectures_path, a)
+    _check_layers(architectures_path, a, shape)
     diverged = a.set_index("arch_id")["diverged"]
     if e.empty and not diverged.all():
         raise NaapError(f"{epochs_path}: no epoch rows, yet architectures.parquet marks "
@@ -195,8 +222,28 @@ def check_tables(tables: Tables, architectures_path: Path, epochs_path: Path) ->
         (arch_id, seed), run = gaps.index[0], gaps.iloc[0]
         raise NaapError(f"{epochs_path}: column 'epoch': arch_id {arch_id} seed {seed} has epochs {run['min']} to "
                         f"{run['max']} in {run['size']} rows (must run 1, 2, ..., n without gaps)")
-    _check_values(epochs_path, e)
+    check_values(epochs_path, e)
     _check_runs(tables, architectures_path, epochs_path, runs["size"])
+
+
+def _check_layers(path: Path, a: pd.DataFrame, shape: tuple[int, int, int]) -> None:
+    """Each architecture's layers valid (at least one; kernel, width and stride >= 1), and its
+    arch_hash, scheme features, num_params and num_macs the ones its layers give."""
+    for row in a.sort_values("arch_id").itertuples(index=False):
+        layers = list(row.layers)
+        bad = next((layer for layer in layers if min(layer["kernel_size"], layer["width"], layer["stride"]) < 1),
+                   None) if layers else "none"
+        if bad is not None:
+            found = "no layers" if bad == "none" else bad
+            raise NaapError(f"{path}: column 'layers': arch_id {row.arch_id} has {found} "
+                            f"(each layer's kernel_size, width and stride must be >= 1)")
+        scheme = scheme_from_dicts(layers)
+        derived = {"arch_hash": scheme_hash(scheme), **scheme_features(scheme),
+                   "num_params": count_params(scheme, shape[0], shape[2]), "num_macs": count_macs(scheme, *shape)}
+        for column, value in derived.items():
+            if getattr(row, column) != value:
+                raise NaapError(f"{path}: column '{column}': arch_id {row.arch_id} has {getattr(row, column)!r}, "
+                                f"its layers give {value!r}")
 
 
 def _check_runs(tables: Tables, architectures_path: Path, epochs_path: Path, lengths: pd.Series) -> None:

@@ -9,7 +9,7 @@ import importlib
 import signal
 import sys
 
-from naap._signals import interrupt_exit_code, interrupt_name, raise_interrupt, signals_held
+from naap._signals import handled_signals, interrupt_exit_code, interrupt_signal, raise_interrupt, signals_held
 from naap.errors import NaapError
 from naap.extras import needs
 
@@ -46,12 +46,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def utf8_output() -> None:
+    """stdout and stderr in UTF-8 whatever the locale (PYTHONIOENCODING=ascii, LANG=C): names such
+    as τ are printed, never a UnicodeEncodeError after the work is done."""
+    for stream in (sys.stdout, sys.stderr):  # nor a path's undecodable bytes (backslash escapes)
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    for stream in (sys.stdout, sys.stderr):  # UTF-8 whatever the locale: names and τ never crash a print,
-        with contextlib.suppress(AttributeError, ValueError, OSError):  # nor a path's undecodable bytes
-            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    utf8_output()
+    previous = {s: signal.signal(s, raise_interrupt) for s in handled_signals() if s != signal.SIGINT}
     command = argv[0] if argv else None
     try:
         with needs(f"naap {command}", EXTRA.get(command)):  # a missing extra: one line naming it
@@ -64,9 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
+    except OSError as exc:  # a path the system refuses (longer than PATH_MAX, ...) before a command checks it
+        print(f"naap: error: {exc.filename or 'a path'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as interrupt:  # a command may say what it kept, in the exception's message
-        said = f": {interrupt}" if str(interrupt) else ""
-        print(f"naap: interrupted ({interrupt_name(interrupt)}){said}", file=sys.stderr)
+        name = interrupt_signal(interrupt).name
+        print(f"naap: interrupted ({name}){f': {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
         return interrupt_exit_code(interrupt)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, restored in previous.items():
+            signal.signal(s, restored)

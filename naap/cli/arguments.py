@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from naap.errors import NaapError
 
@@ -62,3 +63,14 @@ def cv_repeats_of(text: str) -> int:
     if not 1 <= repeats <= MAX_CV_REPEATS:
         raise NaapError(f"--cv-repeats {repeats}: must be at least 1 and at most {MAX_CV_REPEATS}")
     return repeats
+
+
+def positive_number(text: str) -> float:
+    """A finite number > 0 ('nan', 'inf' and '1e999' refused: a limit that NaN compares false against is no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r:.60}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r:.60}")
+    return value

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from naap.cli.arguments import positive_int
+from naap.cli.arguments import positive_int, positive_number
 from naap.rebuild.build import run_dataset
 from naap.rebuild.jobs import Shard
 from naap.rebuild.recipe import ENGINES, STRATEGIES
@@ -42,6 +42,6 @@ def add_command(subparsers) -> None:
                         "OTHER is only read")
     p.add_argument("--estimate", action="store_true",
                    help="print what the run will cost (on a CPU: timed, in hours) and exit; writes nothing in DIR")
-    p.add_argument("--max-hours", type=float, metavar="H",
+    p.add_argument("--max-hours", type=positive_number, metavar="H",
                    help="on a CPU, time the run first and refuse to start it if it is estimated above H hours")
     p.set_defaults(run=run_dataset)

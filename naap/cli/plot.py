@@ -14,11 +14,14 @@ DESCRIPTION = "Draw test accuracy and mean training loss against epoch, one line
 
 def run(args: argparse.Namespace) -> int:
     bench = load(args.data_dir)
-    archs = [int(a) if a.isdigit() else a for a in args.arch]
+    archs = [int(a) if a.isascii() and a.isdigit() else a for a in args.arch]  # '²' is a digit, not a number
     try:
-        bench.ids(archs)
+        ids = bench.ids(archs)
     except (NaapError, ValueError, TypeError) as exc:
         raise NaapError(f"--arch: {exc}") from None
+    if not bench.epochs["arch_id"].isin(ids).any():
+        raise NaapError(f"--arch: no epoch rows to draw (each run of {', '.join(args.arch)} diverged "
+                        f"in its first epoch)")
     if Path(args.out).suffix.lower() != ".png":
         raise NaapError(f"--out {args.out}: must be a .png file")
 

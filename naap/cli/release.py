@@ -33,7 +33,17 @@ def run_import_release(args) -> int:
     return 0
 
 
+def _check_export_out(data_dir: Path, out: Path) -> None:
+    """The CSV goes to a new or replaced .csv file, never over a file of the dataset it reads."""
+    if out.suffix.lower() != ".csv":
+        raise NaapError(f"{out}: must be a .csv file (export-csv writes the published CSV layout)")
+    inputs = {(data_dir / name).resolve() for name in (*DATASET_FILES, PROXIES_FILE, "recipe.yaml")}
+    if out.resolve() in inputs:
+        raise NaapError(f"{out}: a file of the dataset {data_dir} that export-csv reads; choose another file")
+
+
 def run_export_csv(args) -> int:
+    _check_export_out(Path(args.data_dir), Path(args.out_csv))
     export_csv(load_tables(args.data_dir), args.out_csv, args.seed)
     print(f"wrote {args.out_csv}")
     return 0

@@ -22,7 +22,7 @@ strategy {', '.join(p['strategies'])}, {', '.join(map(str, p['world_sizes']))} p
 {', '.join(map(str, p['threads_per_training']))} CPU thread(s) per training.{limited}
 
 - {len(a)} architectures ({int(a['is_test'].sum())} test items), {len(p['seeds'])} seed(s),
-  {recipe.training.epochs} epochs per run, {len(tables.epochs)} epoch rows, {len(p['diverged'])} diverged run(s)
+  {epochs_per_run(tables)}, {len(tables.epochs)} epoch rows, {len(p['diverged'])} diverged run(s)
 - max accuracy {a['max_accuracy'].min():.4f} to {a['max_accuracy'].max():.4f} (mean over seeds of each run's best)
 - data: {d['name']}, {d['train_size']} training and {d['test_size']} test images
   of {d['in_channels']}x{d['input_size']}x{d['input_size']}
@@ -33,6 +33,15 @@ recipe.yaml is the recipe it was built from, parts/ the single runs; proxies.par
 zero-cost proxies of each architecture's network at initialisation (naap/rebuild/proxies.py), on the
 recipe's first training images.
 """
+
+
+def epochs_per_run(tables: Tables) -> str:
+    """The runs' lengths as the rows show them (not as the recipe says: DATASET.md describes the data)."""
+    runs = tables.epochs.groupby(["arch_id", "seed"])["epoch"].max()
+    if runs.empty:
+        return "no epoch rows (every run diverged in its first epoch)"
+    low, high = int(runs.min()), int(runs.max())
+    return f"{high} epochs per run" if low == high else f"{low} to {high} epochs per run (the shorter ones diverged)"
 
 
 def duration(seconds: float) -> str:

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from naap._io import read_provenance, write_parquet
 from naap.bench.split import split_is_test
-from naap.bench.tables import PROXIES_FILE, PROXIES_SCHEMA, Tables, run_maxima, write_dataset
+from naap.bench.tables import PROXIES_FILE, PROXIES_SCHEMA, Tables, check_tables, run_maxima, write_dataset
 from naap.errors import NaapError
 from naap.rebuild import provenance
 from naap.rebuild.card import dataset_card
@@ -50,7 +50,7 @@ def is_merged(ws: Workspace, plan: Plan) -> bool:
 def merge(ws: Workspace, plan: Plan) -> Tables:
     """The two tables from the parts of the plan's jobs, with the split and the provenance,
     written to DIR; then the finished jobs' checkpoints, locks and temporary files are tidied."""
-    frames, records = zip(*(ws.read_part(job) for job in plan.jobs))
+    frames, records = zip(*(ws.read_part(job, plan.recipe.training.epochs) for job in plan.jobs))
     epochs = pd.concat(frames, ignore_index=True).sort_values(["arch_id", "seed", "epoch"], ignore_index=True)
     runs = pd.DataFrame(records)
     # max_accuracy: the best test accuracy of each seed's run (0 for a run that diverged in its
@@ -67,6 +67,11 @@ def merge(ws: Workspace, plan: Plan) -> Tables:
         architectures=len(architectures), limit=plan.limit if plan.limited else None,
         test_items=plan.test_items, records=list(records), train_seconds=float(epochs["epoch_seconds"].sum()))
     tables = Tables(architectures, epochs)
+    try:  # what the loader would refuse is never written
+        check_tables(tables, ws.root / "architectures.parquet", ws.root / "epochs.parquet", recipe.dataset.shape)
+    except NaapError as exc:
+        raise NaapError(f"{ws.root / 'parts'}: the parts make tables naap refuses, so nothing was written: "
+                        f"{exc}") from None
     with ws.merging():
         write_proxies(ws, plan, records)
         write_dataset(tables, ws.root, about, dataset_card(tables, plan, about))

@@ -69,7 +69,7 @@ def rebuilt(*, recipe_name: str, recipe_file: str, recipe_contents: dict, archit
         "kind": "rebuilt",
         "recipe": {"name": recipe_name, "file": recipe_file, "contents": recipe_contents},
         "limit": limit,
-        "versions": {name: ", ".join(sorted({r["versions"][name] for r in records}))
+        "versions": {name: ", ".join(sorted({r["versions"].get(name, "unknown") for r in records}))
                      for name in records[0]["versions"]},
         "settings": _distinct(r["settings"] for r in records),
         "dataset": records[0]["dataset"],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 import naap
-from naap._io import atomic_write
+from naap._io import atomic_write, open_regular
 from naap.bench.space import scheme_from_dicts
 from naap.bench.tables import (
     IMPORTED,
@@ -30,15 +30,15 @@ SOURCE = "NAAP-440 (T. Hakim, arXiv 2209.06626), published release, MIT licence"
 EPOCH_COLUMN = re.compile(r"^e(\d{1,5})(LossMean|LossMedian|Accuracy)$")
 LAYER_FIELDS = ("kernel_size", "width", "stride", "residual")
 LICENCE_COPY = "LICENSE-NAAP440"  # the release's licence, kept beside the imported data as its MIT terms ask
+MAX_RELEASE_BYTES = 256 << 20  # each of the release's files naap reads: the published CSV is about 1 MB
 
 
 def _read_schemes(path: Path, input_size: int) -> list:
     """The schemes JSON: a list of schemes, each a non-empty list of layers with exactly the
     four fields, each value of its type and in the recipe's range (recipe.layer_checks)."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NaapError(f"{path}: file not found") from None
+        with open_regular(path, MAX_RELEASE_BYTES) as f:
+            raw = json.loads(f.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise NaapError(f"{path}: not valid JSON ({first_line(exc)})") from None
     if not isinstance(raw, list):
@@ -74,9 +74,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     """The published CSV: the scheme columns, integer but MaxAccuracy, IsTest 0 or 1, and the
     three epoch columns of every epoch 1..n, all numbers, none missing."""
     try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise NaapError(f"{path}: file not found") from None
+        with open_regular(path, MAX_RELEASE_BYTES) as f:
+            frame = pd.read_csv(f)
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise NaapError(f"{path}: not a readable CSV ({first_line(exc)})") from None
     for column in WIDE_SCHEME_COLUMNS.values():
@@ -105,7 +104,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with open_regular(path, MAX_RELEASE_BYTES) as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def import_release(release_dir: str | Path, recipe: Recipe) -> tuple[Tables, dict]:
@@ -155,7 +155,7 @@ def import_release(release_dir: str | Path, recipe: Recipe) -> tuple[Tables, dic
         "notes": "lr is the recipe's schedule; the release has no test_loss, train_accuracy or epoch_seconds.",
     }
     tables = Tables(architectures, epochs.sort_values(["arch_id", "seed", "epoch"], ignore_index=True))
-    check_tables(tables, csv_path, csv_path)
+    check_tables(tables, csv_path, csv_path, recipe.dataset.shape)
     return tables, provenance
 
 

@@ -17,7 +17,6 @@ import shutil
 from pathlib import Path
 
 from naap._io import atomic_write
-from naap.bench.space import scheme_hash
 from naap.errors import NaapError
 from naap.rebuild.jobs import Job
 from naap.rebuild.recipe import Recipe, load_recipe
@@ -61,14 +60,7 @@ def reusable(source: Workspace, jobs: list[Job], epochs: int) -> list[Job]:
         path = source.part(job)
         if not path.is_file():
             continue
-        rows, record = source.read_part(job)
-        mine = {"arch_id": job.arch_id, "seed": job.seed, "arch_hash": scheme_hash(job.scheme)}
-        theirs = {key: record.get(key) for key in mine}
-        if theirs != mine:
-            raise NaapError(f"{path}: --reuse: its record is {theirs}, not {job.name}'s {mine}")
-        complete = len(rows) == record.get("epochs") and (record.get("diverged") or len(rows) == epochs)
-        if not complete or sorted(rows["epoch"]) != list(range(1, len(rows) + 1)):
-            raise NaapError(f"{path}: --reuse: epochs: {len(rows)} rows, not a finished run of {epochs} epochs")
+        source.read_part(job, epochs, role="--reuse: ")
         found.append(job)
     return found
 

@@ -9,6 +9,7 @@ synchronisation per epoch, not per step. Every device and numeric setting is in 
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -18,14 +19,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from naap._io import atomic_write
+from naap._io import atomic_write, open_regular
 from naap.bench.network import GLOBAL_RNG_LOCK, build_network
 from naap.bench.space import Scheme, scheme_to_dicts
+from naap.bench.tables import check_values
 from naap.errors import NaapError
 from naap.rebuild import settings
 from naap.rebuild.cuda_memory import AllocationWatch
@@ -161,8 +164,12 @@ def _train(scheme, data: DeviceData, training: Training, seed: int, device: torc
     diverged = False
     saved = _load_checkpoint(checkpoint, fingerprint, rank, ddp, device)
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            raise NaapError(f"{checkpoint}: checkpoint fields 'model', 'optimizer': do not fit the network "
+                            f"({type(exc).__name__}); delete it to start over") from None
         epochs = [EpochMetrics(**e) for e in saved["epochs"]]
         diverged = saved["diverged"]
     if ddp:
@@ -327,11 +334,33 @@ def _read_checkpoint(path: Path | None, fingerprint: dict) -> dict | None:
     if path is None or not Path(path).exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except NaapError:
+        raise
     except Exception as exc:  # torch.load raises many types for a damaged file
         raise NaapError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start over") from None
-    if state.get("fingerprint") != fingerprint:
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         raise NaapError(f"{path}: checkpoint of another run (scheme, seed, training, data, ranks, settings or "
                         f"engine differ); "
                         f"delete it to start over")
+    _check_saved_epochs(path, state, fingerprint["training"]["epochs"])
     return state
+
+
+def _check_saved_epochs(path: Path, state: dict, total: int) -> None:
+    """A checkpoint's metrics as a part's rows are checked: each epoch the fields of EpochMetrics,
+    numbers, epochs 1..n with n at most the recipe's, values in the tables' ranges."""
+    fields = [field.name for field in dataclasses.fields(EpochMetrics)]
+    saved = state.get("epochs")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if not (isinstance(saved, list) and len(saved) <= total and isinstance(state.get("diverged"), bool)
+            and isinstance(state.get("model"), dict) and isinstance(state.get("optimizer"), dict)
+            and all(isinstance(e, dict) and set(e) == set(fields) and all(map(number, e.values())) for e in saved)):
+        raise NaapError(f"{path}: checkpoint fields 'epochs', 'diverged', 'model', 'optimizer': not what naap saves "
+                        f"(wrong types, or more than {total} epochs); delete it to start over")
+    rows = pd.DataFrame(saved, columns=fields)
+    if rows["epoch"].tolist() != list(range(1, len(rows) + 1)):
+        raise NaapError(f"{path}: checkpoint field 'epochs': epochs {rows['epoch'].tolist()[:5]}..., "
+                        f"not 1, 2, ..., n; delete it to start over")
+    check_values(path, rows)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -27,8 +29,9 @@ from typing import Iterator
 
 import pandas as pd
 
-from naap._io import atomic_write, read_parquet, read_provenance, write_parquet
-from naap.bench.tables import EPOCHS_SCHEMA
+from naap._io import atomic_write, read_parquet, read_provenance, refuse_first, write_parquet
+from naap.bench.space import scheme_hash
+from naap.bench.tables import EPOCHS_SCHEMA, PROXIES, check_values, recorded_shape
 from naap.errors import NaapError
 from naap.rebuild.jobs import Job
 from naap.rebuild.recipe import Recipe, load_recipe
@@ -37,6 +40,9 @@ from naap.rebuild.recipe import Recipe, load_recipe
 DATA_KEYS = ("name", "search_space", "dataset", "training", "split")
 FOLDERS = ("parts", "checkpoints", "locks")
 MERGED = ("architectures.parquet", "epochs.parquet", "DATASET.md")
+# The recipe copies of runs starting at once on a new DIR (adopt), and their temporary files:
+# the only files of an --out that is still counted as empty.
+RECIPE_COPY = re.compile(r"\.recipe\.[0-9a-f]{32}\.yaml|\.\.recipe\.[0-9a-f]{32}\.yaml\..+\.tmp")
 # flock fails with these on filesystems that do not support it (Lustre without -o flock, some NFS setups).
 NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
@@ -96,10 +102,11 @@ class Workspace:
         """Keep a copy of the recipe in a new DIR; refuse a DIR made from another recipe."""
         if not self.recipe_copy.exists():
             # recipe.yaml itself may appear meanwhile: another run may be starting on DIR too
-            if self.root.is_dir() and any(not p.name.startswith(".") and p != self.recipe_copy
-                                          for p in self.root.iterdir()):
-                raise NaapError(f"{self.root}: not empty and not made by `naap dataset` (no recipe.yaml); "
-                                f"choose another --out")
+            found = sorted(p.name for p in self.root.iterdir()) if self.root.is_dir() else []
+            foreign = [name for name in found if not RECIPE_COPY.fullmatch(name) and name != self.recipe_copy.name]
+            if foreign and not self.recipe_copy.exists():
+                raise NaapError(f"{self.root}: not empty (it holds {foreign[0]!r:.80}) and not made by `naap dataset` "
+                                f"(no recipe.yaml); choose another --out")
             # Linked in, never renamed over: of runs starting at once, the first one's recipe is kept
             # and the others are checked against it.
             mine = self.root / f".recipe.{uuid.uuid4().hex}.yaml"
@@ -124,8 +131,13 @@ class Workspace:
         write_parquet(rows, self.part(job), EPOCHS_SCHEMA, provenance=record)
         self.checkpoint(job).unlink(missing_ok=True)
 
-    def read_part(self, job: Job) -> tuple[pd.DataFrame, dict]:
-        return read_parquet(self.part(job), EPOCHS_SCHEMA), read_provenance(self.part(job))
+    def read_part(self, job: Job, epochs: int, role: str = "") -> tuple[pd.DataFrame, dict]:
+        """The rows and record of `job`'s part, checked to be that job's finished run of `epochs`
+        epochs (check_part); `role` begins each message (e.g. "--reuse: ")."""
+        path = self.part(job)
+        rows, record = read_parquet(path, EPOCHS_SCHEMA), read_provenance(path)
+        check_part(path, job, epochs, rows, record, role)
+        return rows, record
 
     # --- locks ----------------------------------------------------------------
 
@@ -191,3 +203,54 @@ class Workspace:
             except OSError:
                 pass  # not empty: jobs not finished yet
 
+
+
+# --- what a part must hold ----------------------------------------------------------
+
+NUMBER = (int, float)
+# The fields of a part's record (naap.rebuild.provenance.run_record) a merge reads, and their types.
+RECORD_TYPES = {"arch_id": int, "seed": int, "arch_hash": str, "diverged": bool, "epochs": int,
+                "resumed_epochs": int, "started": NUMBER, "finished": NUMBER, "versions": dict, "settings": dict,
+                "dataset": dict, "device": str, "host": str, "rank": int, "world_size": int, "strategy": str,
+                "shard": (str, type(None)), "trainings_per_device": int, "threads_per_training": int,
+                "flock_claims": bool, "proxies": (dict, type(None))}
+
+
+def check_part(path: Path, job: Job, epochs: int, rows: pd.DataFrame, record: dict, role: str = "") -> None:
+    """Refuse a part that is not `job`'s finished run: its record's fields of their types, its
+    arch_id, seed and arch_hash the job's; its rows the job's, epochs 1..n with n the record's
+    and the recipe's `epochs` (fewer only where it diverged); every value in the tables' ranges;
+    the proxies, where there are some, one finite number for each."""
+    for key, kind in RECORD_TYPES.items():
+        value = record.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise NaapError(f"{path}: {role}record field '{key}': {'missing' if key not in record else 'wrong type'}, "
+                            f"got {value!r:.60}")
+    mine = {"arch_id": job.arch_id, "seed": job.seed, "arch_hash": scheme_hash(job.scheme)}
+    theirs = {key: record[key] for key in mine}
+    if theirs != mine:
+        raise NaapError(f"{path}: {role}its record is {theirs}, not {job.name}'s {mine}")
+    for column in ("arch_id", "seed"):
+        refuse_first(path, rows, rows[column] != mine[column], column,
+                     f"{{key}}: not {job.name}'s ({column} {mine[column]})")
+    n = len(rows)
+    finished = n == record["epochs"] and (n < epochs if record["diverged"] else n == epochs)
+    if not finished or sorted(rows["epoch"]) != list(range(1, n + 1)) or not 0 <= record["resumed_epochs"] <= n:
+        raise NaapError(f"{path}: {role}epochs: {n} rows, not a finished run of {epochs} epochs "
+                        f"(its record: {record['epochs']} epochs, diverged {record['diverged']})")
+    check_values(path, rows)
+    elapsed = record["finished"] - record["started"]
+    if not all(isinstance(v, str) for v in record["versions"].values()) or not 0 <= elapsed < 1e9:
+        raise NaapError(f"{path}: {role}record fields 'versions', 'started', 'finished': versions must be text, "
+                        f"finished a time after started")
+    recorded_shape(path, record)
+    if not isinstance(record["dataset"].get("name"), str):
+        raise NaapError(f"{path}: {role}record field 'dataset.name': must be text")
+    proxies = record["proxies"]
+    if proxies is not None:
+        values = proxies.get("values")
+        finite = lambda v: isinstance(v, NUMBER) and not isinstance(v, bool) and math.isfinite(v)
+        if (type(proxies.get("images")) is not int or not isinstance(values, dict) or set(values) != set(PROXIES)
+                or not all(map(finite, values.values()))):
+            raise NaapError(f"{path}: {role}record field 'proxies': must be images (a whole number) and values, "
+                            f"one finite number for each of {', '.join(PROXIES)}")

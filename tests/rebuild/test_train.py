@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -404,3 +405,49 @@ def test_an_allocation_failure_during_an_epoch_stops_the_run_before_the_epoch_is
         train(SMALL, data, TRAINING, seed=7, checkpoint=checkpoint, checkpoint_every=1, on_epoch=an_oom_in_epoch_3)
     assert saved_epochs(checkpoint) == 2
     assert reads == [fake_cuda] * 4  # at the start, after epochs 1 and 2, and the failing read after epoch 3
+
+
+def _damaged(state: dict, change: str) -> dict:
+    """A checkpoint's state with one field damaged as issue 17's hostile trial did."""
+    epochs = state["epochs"]
+    return {
+        "epochs-as-text": lambda: {**state, "epochs": [{k: str(v) for k, v in e.items()} for e in epochs]},
+        "accuracy-7": lambda: {**state, "epochs": [{**e, "test_accuracy": 7.0} for e in epochs]},
+        "epochs-not-1-to-n": lambda: {**state, "epochs": [{**e, "epoch": e["epoch"] + 1} for e in epochs]},
+        "more-epochs-than-the-recipe": lambda: {**state, "epochs": epochs * 3},
+        "a-field-missing": lambda: {**state, "epochs": [{k: v for k, v in e.items() if k != "lr"} for e in epochs]},
+        "diverged-as-text": lambda: {**state, "diverged": "no"},
+        "model-a-list": lambda: {**state, "model": [1, 2]},
+        "model-of-another-shape": lambda: {**state, "model": {k: v[:1] if v.dim() else v for k, v in state["model"].items()}},
+        "not-a-dict": lambda: [state],
+    }[change]()
+
+
+@pytest.mark.parametrize("change,field", [
+    ("epochs-as-text", "checkpoint fields 'epochs', 'diverged', 'model', 'optimizer': not what naap saves"),
+    ("accuracy-7", "column 'test_accuracy': epoch 1 has 7.0 (must be in [0, 1])"),
+    ("epochs-not-1-to-n", "checkpoint field 'epochs': epochs [2, 3]..., not 1, 2, ..., n"),
+    ("more-epochs-than-the-recipe", "not what naap saves (wrong types, or more than 5 epochs)"),
+    ("a-field-missing", "checkpoint fields 'epochs', 'diverged', 'model', 'optimizer': not what naap saves"),
+    ("diverged-as-text", "checkpoint fields 'epochs', 'diverged', 'model', 'optimizer': not what naap saves"),
+    ("model-a-list", "checkpoint fields 'epochs', 'diverged', 'model', 'optimizer': not what naap saves"),
+    ("model-of-another-shape", "checkpoint fields 'model', 'optimizer': do not fit the network"),
+    ("not-a-dict", "checkpoint of another run"),
+])
+def test_a_checkpoint_whose_metrics_or_types_are_wrong_is_one_error_naming_the_field(data, tmp_path, change, field):
+    """A checkpoint's metrics are checked as a part's rows are: its epochs never pass into a part unchecked."""
+    checkpoint, stop = tmp_path / "run.pt", threading.Event()
+    with pytest.raises(Stopped):
+        train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, stop=stop,
+              on_epoch=lambda metrics: metrics.epoch == 2 and stop.set())
+    torch.save(_damaged(torch.load(checkpoint, weights_only=True), change), checkpoint)
+    with pytest.raises(NaapError) as refused:
+        train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, on_epoch=pytest.fail)
+    assert str(refused.value).startswith(f"{checkpoint}: ") and field in str(refused.value), str(refused.value)
+
+
+def test_a_fifo_as_a_checkpoint_is_refused_without_blocking(data, tmp_path):
+    checkpoint = tmp_path / "run.pt"
+    os.mkfifo(checkpoint)
+    with pytest.raises(NaapError, match="a FIFO, not a regular file"):
+        train(SMALL, data, FIVE, seed=7, checkpoint=checkpoint, on_epoch=pytest.fail)

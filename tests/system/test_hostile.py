@@ -265,6 +265,23 @@ def drop_rows(keep):
 
 A, E = "architectures.parquet", "epochs.parquet"
 BEST = pd.read_parquet(DATA / E).groupby("arch_id")["test_accuracy"].max()  # one seed: max_accuracy
+PUBLISHED = pd.read_parquet(DATA / A).set_index("arch_id")  # the release's counts, made from its schemes
+
+
+def swap_hashes(frame):
+    frame.loc[frame.arch_id == 1, "arch_hash"], frame.loc[frame.arch_id == 2, "arch_hash"] = \
+        PUBLISHED.arch_hash[2], PUBLISHED.arch_hash[1]
+    return frame
+
+
+def set_layers(arch_id, layers):
+    def change(frame):
+        frame["layers"] = [layers if i == arch_id else list(l) for i, l in zip(frame.arch_id, frame.layers)]
+        return frame
+    return change
+
+
+STRIDE_0 = [{"kernel_size": 3, "width": 8, "stride": 0, "residual": False}]
 # id: (file, how to damage it, what the one line says after "DIR/")
 BAD_FOLDERS = {
     "num-params-negative": (A, lambda d, n: rewrite(d, n, set_value("num_params", -3, arch_id=7)),
@@ -282,6 +299,23 @@ BAD_FOLDERS = {
         f"{float(BEST[5])!r} (it diverged)"),
     "duplicate-architecture": (A, lambda d, n: rewrite(d, n, lambda f: pd.concat([f, f[f.arch_id == 9]])),
                                "architectures.parquet: column 'arch_id': arch_id 9 appears more than once"),
+    "arch-hash-swapped": (A, lambda d, n: rewrite(d, n, swap_hashes),
+                          f"architectures.parquet: column 'arch_hash': arch_id 1 has {PUBLISHED.arch_hash[2]!r}, "
+                          f"its layers give {PUBLISHED.arch_hash[1]!r}"),
+    "num-layers-negative": (A, lambda d, n: rewrite(d, n, set_value("num_layers", -7, arch_id=5)),
+                            f"architectures.parquet: column 'num_layers': arch_id 5 has -7, "
+                            f"its layers give {PUBLISHED.num_layers[5]}"),
+    "num-params-one": (A, lambda d, n: rewrite(d, n, set_value("num_params", 1, arch_id=5)),
+                       f"architectures.parquet: column 'num_params': arch_id 5 has 1, "
+                       f"its layers give {PUBLISHED.num_params[5]}"),
+    "num-macs-of-another": (A, lambda d, n: rewrite(d, n, set_value("num_macs", int(PUBLISHED.num_macs[6]), arch_id=5)),
+                            f"architectures.parquet: column 'num_macs': arch_id 5 has {PUBLISHED.num_macs[6]}, "
+                            f"its layers give {PUBLISHED.num_macs[5]}"),
+    "a-layer-of-stride-0": (A, lambda d, n: rewrite(d, n, set_layers(4, STRIDE_0)),
+                            "architectures.parquet: column 'layers': arch_id 4 has {'kernel_size': 3, 'width': 8, "
+                            "'stride': 0, 'residual': False} (each layer's kernel_size, width and stride must be >= 1)"),
+    "no-layers": (A, lambda d, n: rewrite(d, n, set_layers(4, [])),
+                  "architectures.parquet: column 'layers': arch_id 4 has no layers"),
     "no-architectures": (A, lambda d, n: rewrite(d, n, lambda f: f.iloc[:0]),
                          "architectures.parquet: no architectures"),
     "accuracy-inf": (E, lambda d, n: rewrite(d, n, set_value("test_accuracy", np.inf, arch_id=4, epoch=2)),
@@ -330,7 +364,7 @@ BAD_FOLDERS = {
     "garbage": (E, garbage, "epochs.parquet: not a readable Parquet file"),
     "truncated": (A, truncated, "architectures.parquet: not a readable Parquet file"),
     "enormous-metadata": (A, huge_metadata, "bytes of Parquet metadata, more than the 16 MiB naap reads"),
-    "a-directory-not-a-file": (A, a_directory, "architectures.parquet: not a readable Parquet file"),
+    "a-directory-not-a-file": (A, a_directory, "architectures.parquet: a folder, not a regular file"),
     "a-file-missing": (E, lambda d, n: (d / n).unlink(), "epochs.parquet: file not found"),
 }
 
@@ -418,7 +452,7 @@ def test_export_of_a_seed_the_dataset_lacks_is_one_line(tmp_path, capsys):
 # --- writes that fail -------------------------------------------------------------
 
 def test_export_to_a_directory_is_one_line_and_leaves_it_alone(tmp_path, capsys):
-    target = tmp_path / "a-folder"
+    target = tmp_path / "a-folder.csv"  # a .csv name: the one export-csv takes
     target.mkdir()
     (target / "theirs.txt").write_text("keep me")
     before = snapshot(tmp_path)
@@ -599,7 +633,8 @@ def test_no_traceback_escapes_a_real_process(release_dir, tmp_path, case):
         data = damaged_copy(folder, A, truncated)
         args, expected = ["info", data], f"{data}/architectures.parquet: not a readable Parquet file"
     elif case == "export-csv-to-a-directory":
-        args, expected = ["export-csv", DATA, folder], f"{folder}: cannot write it (Is a directory)"
+        (folder / "out.csv").mkdir()
+        args, expected = ["export-csv", DATA, folder / "out.csv"], f"{folder / 'out.csv'}: cannot write it (Is a directory)"
     else:
         shutil.copytree(release_dir, folder / "release")
         (folder / "release" / J).write_text("[[{]]")

@@ -2,7 +2,11 @@
 checkpoints, leave no temporary file, say so in one line and exit 143 / 130; so does a failing
 training for the others beside it. The same command resumes to identical data. Under torchrun
 a run prints one line whatever happens, not one per rank. Real processes and signals, except
-for the failing training (in-process, to make it fail)."""
+for the failing training (in-process, to make it fail).
+
+The signals are sent on events, never after a fixed sleep, so that the tests hold on a loaded
+machine: a checkpoint file (a training is CHECKPOINT_EVERY_EPOCHS epochs in, with many more to
+go), or naap's own SIGTERM handler installed (its main() has begun)."""
 import shutil
 import signal
 import threading
@@ -17,13 +21,17 @@ from naap.cli import main
 from naap.rebuild import strategies
 from naap.rebuild.jobs import make_plan
 from naap.rebuild.recipe import load_recipe
+from naap.rebuild.settings import CHECKPOINT_EVERY_EPOCHS
 from tests.runs import SMOKE, assert_same_data, dataset, finish, naap, recipe_variant
+
+
+EPOCHS = 2 * CHECKPOINT_EVERY_EPOCHS + 4  # a checkpoint at 10 epochs in leaves 14 more before the job's end
 
 
 @pytest.fixture(scope="module")
 def long_recipe(workdir) -> Path:
-    """The smoke recipe with 12 epochs: a job lasts a couple of seconds."""
-    return recipe_variant(workdir, "long.yaml", training__epochs=12)
+    """The smoke recipe with 24 epochs: a job lasts a few seconds and checkpoints twice."""
+    return recipe_variant(workdir, "long.yaml", training__epochs=EPOCHS)
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +39,26 @@ def baseline(workdir, long_recipe) -> Path:
     return dataset(workdir, long_recipe, "baseline")
 
 
-def wait_for_a_part_then_a_few_epochs(run, out: Path) -> None:
-    """Until the first job is done and the next ones are a few epochs in."""
-    while not list((out / "parts").glob("*.parquet")):
+def wait_for_a_checkpoint(run, out: Path) -> None:
+    """Until a training has written its first checkpoint: it is CHECKPOINT_EVERY_EPOCHS epochs in
+    and has EPOCHS - CHECKPOINT_EVERY_EPOCHS to go, so a signal now finds it training however
+    slowly this machine runs (an epoch takes longer under load, and so does the rest)."""
+    while not list((out / "checkpoints").glob("*.pt")):
         assert run.poll() is None, run.communicate()
         time.sleep(0.02)
-    time.sleep(0.5)
+
+
+def wait_for_naap_main(run) -> None:
+    """Until the process has installed naap's SIGTERM handler (naap.cli.main has begun; Python
+    installs none itself): a SIGINT now is naap's to handle, not the interpreter's start-up's."""
+    sigterm = 1 << (signal.SIGTERM - 1)
+    status = Path(f"/proc/{run.pid}/status")
+    while True:
+        assert run.poll() is None, run.communicate()
+        caught = next(line for line in status.read_text().splitlines() if line.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & sigterm:
+            return
+        time.sleep(0.005)
 
 
 def naap_lines(err: str) -> list[str]:
@@ -47,7 +69,7 @@ def test_sigterm_stops_at_the_next_epoch_keeps_checkpoints_and_the_same_command_
                                                                                         baseline):
     out = workdir / "terminated"
     run = naap(workdir, "dataset", long_recipe, "--out", out)
-    wait_for_a_part_then_a_few_epochs(run, out)
+    wait_for_a_checkpoint(run, out)
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=120)
     kept = sorted(p.stem for p in (out / "checkpoints").glob("*.pt"))
@@ -62,10 +84,26 @@ def test_sigterm_stops_at_the_next_epoch_keeps_checkpoints_and_the_same_command_
         assert read_provenance(out / "parts" / f"{name}.parquet")["resumed_epochs"] >= 1
 
 
+def test_sighup_stops_as_sigterm_does_and_the_same_command_resumes(workdir, long_recipe, baseline):
+    """The terminal closing (SIGHUP) must not orphan trainings or lose them: it stops the run
+    as SIGTERM does, with its checkpoints, exit 129."""
+    out = workdir / "hung-up"
+    run = naap(workdir, "dataset", long_recipe, "--out", out)
+    wait_for_a_checkpoint(run, out)
+    run.send_signal(signal.SIGHUP)
+    _, err = run.communicate(timeout=120)
+    kept = sorted(p.stem for p in (out / "checkpoints").glob("*.pt"))
+    assert run.returncode == 128 + signal.SIGHUP and kept, err
+    assert err.strip() == (f"naap: interrupted (SIGHUP): {len(kept)} checkpoint(s) kept in {out / 'checkpoints'}; "
+                           f"run the same command to resume")
+    finish(naap(workdir, "dataset", long_recipe, "--out", out))
+    assert_same_data(baseline, out)
+
+
 def test_a_second_signal_while_the_trainings_stop_is_noted_and_the_stop_completes(workdir, long_recipe):
     out = workdir / "twice"
     run = naap(workdir, "dataset", long_recipe, "--out", out)
-    wait_for_a_part_then_a_few_epochs(run, out)
+    wait_for_a_checkpoint(run, out)
     run.send_signal(signal.SIGTERM)
     time.sleep(0.02)
     run.send_signal(signal.SIGINT)
@@ -82,7 +120,7 @@ def test_a_second_signal_while_the_trainings_stop_is_noted_and_the_stop_complete
 
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(workdir):
     run = naap(workdir, "dataset", SMOKE, "--out", "early")
-    time.sleep(0.5)  # python is up (it handles SIGINT); torch is still being imported
+    wait_for_naap_main(run)  # naap's main() has begun; torch is still to be imported
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130 and err.strip() == "naap: interrupted (SIGINT)", err
@@ -92,7 +130,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(workdir):
 def test_sigterm_to_torchrun_is_one_line_from_rank_0_and_a_plain_run_resumes(workdir, long_recipe, baseline):
     out = workdir / "torchrun-terminated"
     run = naap(workdir, "dataset", long_recipe, "--out", out, ranks=2)
-    wait_for_a_part_then_a_few_epochs(run, out)
+    wait_for_a_checkpoint(run, out)
     run.send_signal(signal.SIGTERM)  # torchrun passes it on to its workers
     _, err = run.communicate(timeout=120)
     assert run.returncode != 0
@@ -143,9 +181,9 @@ def test_a_failing_training_stops_the_other_at_its_next_epoch_and_its_checkpoint
     out = workdir / "failed"
     with pytest.raises(RuntimeError, match="fails in its first epoch"):
         main(["dataset", str(long_recipe), "--out", str(out), "--trainings-per-device", "2"])
-    # The other training stopped at the epoch after the failure (not at the end of its 12),
+    # The other training stopped at the epoch after the failure (not at the end of its EPOCHS),
     # and its checkpoint holds every epoch it finished.
-    assert len(other_epochs) <= failed_at[0] + 1 < 12
+    assert len(other_epochs) <= failed_at[0] + 1 < EPOCHS
     kept = torch.load(out / "checkpoints" / f"{other.name}.pt", weights_only=True)
     assert len(kept["epochs"]) == len(other_epochs)
     assert not (out / "parts" / f"{other.name}.parquet").exists()
@@ -161,7 +199,7 @@ def test_a_stopped_cohort_run_resumes_in_other_cohorts_to_the_same_data(workdir,
     different epochs: the eager run's data."""
     out = workdir / "cohorts"
     run = naap(workdir, "dataset", long_recipe, "--out", out, "--engine", "cohort", "--cohort-size", 2)
-    wait_for_a_part_then_a_few_epochs(run, out)
+    wait_for_a_checkpoint(run, out)
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=120)
     kept = sorted(p.stem for p in (out / "checkpoints").glob("*.pt"))
