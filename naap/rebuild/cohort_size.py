@@ -73,6 +73,7 @@ def largest_member(jobs: Sequence[Job], data: DeviceData) -> Job:
 def member_bytes(scheme: Scheme, data: DeviceData, training: Training, seed: int, device: torch.device) -> int:
     """The device memory one cohort member of `scheme` needs, measured by one eager training step
     (after a first, unmeasured one that creates cuBLAS's and cuDNN's per-stream handles and workspaces)."""
+    settings.apply(device)  # the training's kernels (deterministic cuDNN, fp32), so its workspaces
     torch.cuda.synchronize(device)
     batch = torch.arange(min(training.batch_size, len(data.train_y)), device=device)
 
@@ -127,10 +128,11 @@ def plan_cohort_size(asked: int | str, jobs: Sequence[Job], data: DeviceData, tr
     headroom = headroom_bytes(total)
     streams = cohort_streams(engine, trainings_per_device)
     usable = available - headroom - streams * settings.CUBLAS_WORKSPACE_BYTES
-    fits = max(usable, 0) // trainings_per_device // per_member
+    per_thread = max(usable, 0) // trainings_per_device
+    fits = per_thread // per_member
     if fits < 1:
         raise NaapError(f"{source}: auto: one member ({largest.name}) needs "
-                        f"{per_member / 2**20:.1f} MiB on {device}, and {max(usable, 0) / 2**20:.1f} MiB per cohort "
+                        f"{per_member / 2**20:.1f} MiB on {device}, and {per_thread / 2**20:.1f} MiB per cohort "
                         f"thread is left of {available / GiB:.1f} GiB after the headroom of {headroom / GiB:.1f} GiB: "
                         f"free the device, or train fewer at once (--trainings-per-device)")
     detail = {"member_bytes": per_member, "largest": largest.name, "available_bytes": available,
