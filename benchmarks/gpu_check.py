@@ -6,13 +6,14 @@ engine or launch changes them; measure the engines. One cold command, small runs
 2. Device images == CPU images, bit for bit (int32 views).
 3. naap == the paper's DataLoader loop on CUDA (tests/oracle.py's paper_training, 3 schemes).
 4. The smoke recipe, 4 epochs (lr restart) on 1,000 images (a partial last batch), through `naap dataset
-   --device cuda` as eager with 1 and 4 trainings per device, cohort K=4 and K=1, and cohort-graphs K=4:
+   --device cuda` as eager with 1 and 4 trainings per device, cohort K=4, K=1 and K=auto, and cohort-graphs K=4:
    identical Parquet (epoch_seconds aside), with steps/s per network and per GPU for each.
 5. Per engine, from the profiler, per network-step (differential: an epoch of 6 batches minus one of
    2): CUDA kernels, host launch calls (cudaLaunchKernel*, cudaGraphLaunch), and the device-to-host
    copies per epoch; the cuDNN/cuBLAS kernel names of eager and the cohorts compared; no OOM raised.
 6. The projected NAAP-440 hours: its network-steps over the steps/s per GPU of a cohort of CIFAR-shaped
-   NAAP-440 networks (--k of them, --images images, the second epoch timed), per engine.
+   NAAP-440 networks (--k of them, --images images, the second epoch timed), per engine; and the K that
+   runner.cohort_size auto measures for NAAP-440 on this device (naap.rebuild.cohort_size).
 Exit status: 0 all identical, 1 any difference (the first one named), 2 no GPU (one line) or a run failed.
 
     python benchmarks/gpu_check.py [--k 32] [--images 10240]
@@ -45,6 +46,7 @@ from naap.bench.tables import load_tables  # noqa: E402
 from naap.rebuild import settings  # noqa: E402
 from naap.rebuild import train as train_module  # noqa: E402
 from naap.rebuild.cohort import train_cohort  # noqa: E402
+from naap.rebuild.cohort_size import AUTO, plan_cohort_size  # noqa: E402
 from naap.rebuild.datasets import load_dataset, write_synthetic_cifar10  # noqa: E402
 from naap.rebuild.jobs import make_plan  # noqa: E402
 from naap.rebuild.recipe import DATASET_SIZES, DatasetSpec, load_recipe  # noqa: E402
@@ -57,6 +59,7 @@ RUNS = {"eager x1": ("--engine", "eager", "--trainings-per-device", "1"),
         "eager x4": ("--engine", "eager", "--trainings-per-device", "4"),
         "cohort K=4": ("--engine", "cohort", "--cohort-size", "4"),
         "cohort K=1": ("--engine", "cohort", "--cohort-size", "1"),
+        "cohort K=auto": ("--engine", "cohort", "--cohort-size", "auto"),
         "cohort-graphs K=4": ("--engine", "cohort-graphs", "--cohort-size", "4")}
 ENGINES = ("eager", "cohort", "cohort-graphs")
 HOST_LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch")
@@ -243,6 +246,8 @@ def projection(device: torch.device, folder: Path, k: int, images: int) -> list[
     write_synthetic_cifar10(folder, train_size=images, test_size=max(images // 5, 1))
     data = load_dataset(DatasetSpec("cifar10-folder", root=str(folder)), training, device)
     schemes = [job.scheme for job in make_plan(recipe).jobs][:k]
+    sized = plan_cohort_size(AUTO, make_plan(recipe).jobs, data, training, device, "cohort-graphs", 1, "NAAP-440")
+    print(f"runner.cohort_size auto for NAAP-440 with cohort-graphs: {sized.describe(device)}")
     steps = math.ceil(images / training.batch_size)
     seed = training.seeds[0]
     print(f"NAAP-440: {total:,} network-steps; measured on {k} of its networks, {images} CIFAR-shaped images:")

@@ -26,6 +26,16 @@ def count_macs(scheme: Scheme, in_channels: int = 3, input_size: int = 32, num_c
     return total + (size * size + 1) * channels + channels * num_classes
 
 
+def count_activations(scheme: Scheme, input_size: int = 32) -> int:
+    """Output elements of the convolutions for one input: what a training step's activations (each
+    convolution's output, its BatchNorm's and ReLU's) grow with."""
+    total, size = 0, input_size
+    for layer in scheme:
+        size = (size + 2 * (layer.kernel_size // 2) - layer.kernel_size) // layer.stride + 1
+        total += layer.width * size * size
+    return total
+
+
 def epoch_flop(macs, train_images: int, test_images: int):
     """FLOP of one epoch for `macs` per image (a number or an array; docs/benchmark.md, section
     Scale): 2 FLOP per MAC, a training image at three times the forward cost, plus a forward pass

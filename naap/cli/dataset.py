@@ -6,7 +6,7 @@ from pathlib import Path
 from naap.cli.arguments import positive_int, positive_number
 from naap.rebuild.build import run_dataset
 from naap.rebuild.jobs import Shard
-from naap.rebuild.recipe import ENGINES, STRATEGIES
+from naap.rebuild.recipe import COHORT_SIZE_AUTO, ENGINES, STRATEGIES
 
 
 def add_command(subparsers) -> None:
@@ -27,8 +27,9 @@ def add_command(subparsers) -> None:
                    help="eager: one network at a time per thread; cohort: --cohort-size networks of one seed in "
                         "lockstep per thread (the same numbers); cohort-graphs: the same as CUDA graphs "
                         "(default: the recipe's runner.engine, else eager; docs/regenerating.md)")
-    p.add_argument("--cohort-size", type=positive_int, metavar="K",
-                   help="networks per cohort with a cohort engine (default: the recipe's runner.cohort_size, else 4)")
+    p.add_argument("--cohort-size", type=cohort_size, metavar="K",
+                   help="networks per cohort with a cohort engine, or auto: on a GPU from its measured memory, on "
+                        "the CPU 4 (default: the recipe's runner.cohort_size, else auto; docs/regenerating.md)")
     p.add_argument("--shard", type=Shard.parse, metavar="I/N",
                    help="train only the jobs whose index %% N == I (job arrays: one shard per task), write their "
                         "parts and do not merge; `naap merge DIR` merges once every shard is done")
@@ -45,3 +46,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--max-hours", type=positive_number, metavar="H",
                    help="on a CPU, time the run first and refuse to start it if it is estimated above H hours")
     p.set_defaults(run=run_dataset)
+
+
+def cohort_size(text: str) -> int | str:
+    """--cohort-size: auto, or a whole number >= 1."""
+    return COHORT_SIZE_AUTO if text == COHORT_SIZE_AUTO else positive_int(text)

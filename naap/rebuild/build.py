@@ -11,6 +11,7 @@ docs/regenerating.md is the user's guide.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 
 from naap._signals import interrupt_exit_code
@@ -18,6 +19,7 @@ from naap.errors import NaapError
 from naap.rebuild import reuse, settings
 from naap.rebuild.claims import Claims, uses_flock
 from naap.rebuild.cluster import Cluster, join_cluster
+from naap.rebuild.cohort_size import CohortSize, plan_cohort_size
 from naap.rebuild.cost import describe_cost
 from naap.rebuild.datasets import DeviceData, load_dataset
 from naap.rebuild.jobs import Job, Plan, Shard, make_plan
@@ -58,7 +60,7 @@ def _check_arguments(args) -> tuple[Plan, Workspace | None, Workspace | None]:
     recipe = load_recipe(args.recipe)
     if message := engine_conflict(args.strategy or recipe.runner.strategy, engine_of(args, recipe)):
         raise NaapError(f"--engine: {message}")
-    if args.cohort_size is not None and args.cohort_size > MAX_COHORT_SIZE:
+    if isinstance(args.cohort_size, int) and args.cohort_size > MAX_COHORT_SIZE:
         raise NaapError(f"--cohort-size: at most {MAX_COHORT_SIZE}, got {args.cohort_size}")
     plan = make_plan(recipe, args.limit)
     ws = Workspace(args.out) if args.out is not None else None
@@ -158,9 +160,9 @@ def _train(args, cluster: Cluster, plan: Plan, ws: Workspace, todo: list[Job], d
     shard = str(args.shard) if args.shard is not None else None
     progress = Progress(cluster, len(todo), len(plan.jobs_of(args.shard)), plan.recipe.training.epochs, stop)
     flock = uses_flock(cluster, args.shard)
-    cohort_size = None if engine == "eager" else (args.cohort_size or plan.recipe.runner.cohort_size)
+    sized = None if engine == "eager" else _cohort_size(args, plan.recipe, todo, data, cluster, engine, per_device)
     launch = launch_record(cluster, data, strategy, shard, per_device, flock, settings.describe(cluster.device),
-                           engine, cohort_size)
+                           engine, sized)
     trainer = Trainer(ws, cluster, plan.recipe, data, strategy, per_device, progress, stop, launch, engine)
     claims = Claims(todo, ws, cluster.store, local_locks=flock, stop=stop)
     try:
@@ -169,7 +171,7 @@ def _train(args, cluster: Cluster, plan: Plan, ws: Workspace, todo: list[Job], d
         elif engine == "eager":
             train_shard(trainer, claims)
         else:
-            train_cohorts(trainer, claims, cohort_size)
+            train_cohorts(trainer, claims, sized.k)
     except Exception as exc:
         if cluster.world > 1:  # the other ranks stop at their next epoch, quietly
             cluster.tell_failure(f"rank {cluster.rank}: {exc}")
@@ -180,6 +182,17 @@ def _train(args, cluster: Cluster, plan: Plan, ws: Workspace, todo: list[Job], d
         progress.close()
     if cluster.failed_elsewhere():
         raise SystemExit(2)
+
+
+def _cohort_size(args, recipe, todo: list[Job], data: DeviceData, cluster: Cluster, engine: str,
+                 per_device: int) -> CohortSize:
+    """This rank's cohort size (--cohort-size, else runner.cohort_size; auto: naap.rebuild.cohort_size),
+    said once per rank."""
+    asked, source = ((args.cohort_size, "--cohort-size") if args.cohort_size is not None
+                     else (recipe.runner.cohort_size, f"{recipe.path}: runner.cohort_size"))
+    sized = plan_cohort_size(asked, todo, data, recipe.training, cluster.device, engine, per_device, source)
+    print(f"rank {cluster.rank}: {sized.describe(cluster.device)}", file=sys.stderr, flush=True)
+    return sized
 
 
 def _finish(args, plan: Plan, ws: Workspace, trained: int) -> None:

@@ -22,7 +22,8 @@ CORE_PACKAGES = ("numpy", "pandas", "pyarrow")
 # The merged provenance lists the distinct values of these fields of the parts' launches.
 LAUNCH_FIELDS = {"devices": "device", "hosts": "host", "world_sizes": "world_size", "strategies": "strategy",
                  "shards": "shard", "trainings_per_device": "trainings_per_device",
-                 "threads_per_training": "threads_per_training", "engines": "engine", "cohort_sizes": "cohort_size"}
+                 "threads_per_training": "threads_per_training", "engines": "engine", "cohort_sizes": "cohort_size",
+                 "cohort_size_rules": "cohort_size_rule"}
 
 
 def versions(*packages: str) -> dict[str, str]:
@@ -39,12 +40,15 @@ def versions(*packages: str) -> dict[str, str]:
 
 def launch_record(*, device: str, host: str, rank: int, world_size: int, strategy: str, shard: str | None,
                   trainings_per_device: int, threads_per_training: int, flock_claims: bool, settings: dict,
-                  dataset: dict, engine: str, cohort_size: int | None) -> dict:
+                  dataset: dict, engine: str, cohort_size: int | None, cohort_size_rule: str | None = None,
+                  cohort_size_measured: dict | None = None) -> dict:
     """The fields every part trained by one process shares (flock_claims: whether its claims
     also took flock locks, naap.rebuild.claims; engine: runner.engine; cohort_size: the most networks
-    a thread trained in lockstep, None for eager)."""
+    a thread trained in lockstep, None for eager; cohort_size_rule: how it was chosen, "fixed", "auto: cpu" or
+    "auto: measured", with cohort_size_measured the measurement, naap.rebuild.cohort_size)."""
     return {"device": device, "host": host, "rank": rank, "world_size": world_size, "strategy": strategy,
             "shard": shard, "trainings_per_device": trainings_per_device, "engine": engine, "cohort_size": cohort_size,
+            "cohort_size_rule": cohort_size_rule, "cohort_size_measured": cohort_size_measured,
             "threads_per_training": threads_per_training, "flock_claims": flock_claims, "settings": settings,
             "dataset": dataset, "versions": versions("torch", "torchvision")}
 

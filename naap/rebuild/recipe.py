@@ -32,6 +32,7 @@ MAX_POSITIONS = 64             # layer positions: the walk over the space recurs
 MAX_OPTIONS = 10_000           # layers one position offers: the walk and the sampler go through all of them
 MAX_TRAININGS_PER_DEVICE = 64  # threads sharing one device
 MAX_COHORT_SIZE = 4_096        # trainings one thread steps in lockstep (naap.rebuild.cohort)
+COHORT_SIZE_AUTO = "auto"      # runner.cohort_size: from measured memory on CUDA (naap.rebuild.cohort_size)
 MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_PATH_CHARS = 100, 2_000, 4_096
 DATASETS = tuple(DATASET_SHAPES)
 STRATEGIES = ("shard", "ddp")
@@ -106,7 +107,7 @@ class Runner:
     strategy: str = "shard"
     trainings_per_device: int = 1
     engine: str = "eager"
-    cohort_size: int = 4
+    cohort_size: int | str = COHORT_SIZE_AUTO  # a number, or COHORT_SIZE_AUTO
 
 
 @dataclass(frozen=True)
@@ -347,11 +348,19 @@ def _runner(r: _Reader, raw: Any) -> Runner:
         trainings_per_device=r.scalar(m.get("trainings_per_device", 1), "runner.trainings_per_device",
                                       int, _between(1, MAX_TRAININGS_PER_DEVICE)),
         engine=r.scalar(m.get("engine", "eager"), "runner.engine", str, _one_of(ENGINES)),
-        cohort_size=r.scalar(m.get("cohort_size", 4), "runner.cohort_size", int, _between(1, MAX_COHORT_SIZE)),
+        cohort_size=_cohort_size(r, m.get("cohort_size", COHORT_SIZE_AUTO)),
     )
     if message := engine_conflict(runner.strategy, runner.engine):
         raise r.fail("runner.engine", message)
     return runner
+
+
+def _cohort_size(r: _Reader, value: Any) -> int | str:
+    if value == COHORT_SIZE_AUTO:
+        return value
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise r.fail("runner.cohort_size", f"must be {COHORT_SIZE_AUTO} or an int, got {_shown(value)}")
+    return r.scalar(value, "runner.cohort_size", int, _between(1, MAX_COHORT_SIZE))
 
 
 def engine_conflict(strategy: str, engine: str) -> str | None:

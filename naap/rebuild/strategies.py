@@ -34,6 +34,7 @@ from naap.errors import NaapError
 from naap.rebuild import provenance
 from naap.rebuild.claims import Claims
 from naap.rebuild.cohort import train_cohort
+from naap.rebuild.cohort_size import CohortSize
 from naap.rebuild.cluster import Cluster
 from naap.rebuild.datasets import DeviceData
 from naap.rebuild.jobs import Job
@@ -144,14 +145,16 @@ class Trainer:
 
 def launch_record(cluster: Cluster, data: DeviceData, strategy: str, shard: str | None,
                   trainings_per_device: int, flock_claims: bool, settings: dict, engine: str = "eager",
-                  cohort_size: int | None = None) -> dict:
-    """What every part this process trains records about the launch."""
+                  cohort_size: CohortSize | None = None) -> dict:
+    """What every part this process trains records about the launch (cohort_size: None for eager)."""
     hardware = settings["hardware"]  # on the CPU, the processor's model is named too
     name = hardware["device"] if cluster.device.type == "cuda" else f"{hardware['device']} ({hardware['cpu']})"
     return provenance.launch_record(
         device=name, host=socket.gethostname(), rank=cluster.rank, world_size=cluster.world, strategy=strategy,
         shard=shard, trainings_per_device=trainings_per_device, threads_per_training=torch.get_num_threads(),
-        flock_claims=flock_claims, settings=settings, engine=engine, cohort_size=cohort_size,
+        flock_claims=flock_claims, settings=settings, engine=engine,
+        cohort_size=cohort_size.k if cohort_size else None, cohort_size_rule=cohort_size.rule if cohort_size else None,
+        cohort_size_measured=cohort_size.detail if cohort_size else None,
         dataset={"name": data.name, "in_channels": data.in_channels, "input_size": data.input_size,
                  "num_classes": data.num_classes, "train_size": len(data.train_y), "test_size": len(data.test_y)})
 

@@ -70,7 +70,10 @@ DELETE = object()
     (("runner", "strategy"), "fsdp", "runner.strategy: must be one of shard, ddp"),
     (("runner", "engine"), "turbo", "runner.engine: must be one of eager, cohort, cohort-graphs"),
     (("runner", "cohort_size"), 0, "runner.cohort_size: must be from 1 to 4,096"),
-    (("runner", "cohort_size"), "auto", "runner.cohort_size: must be int"),
+    (("runner", "cohort_size"), "big", "runner.cohort_size: must be auto or an int, got 'big'"),
+    (("runner", "cohort_size"), 2.0, "runner.cohort_size: must be auto or an int, got 2.0"),
+    (("runner", "cohort_size"), True, "runner.cohort_size: must be auto or an int, got True"),
+    (("runner", "cohort_size"), 4097, "runner.cohort_size: must be from 1 to 4,096"),
     (("runner",), {"strategy": "ddp", "engine": "cohort"}, "runner.engine: cohort needs the shard strategy"),
     (("training", "extra_seeds"), {"seeds": [20220819], "architectures": 4, "sample_seed": 0},
      "training.extra_seeds.seeds: seed 20220819 is in training.seeds already"),
@@ -144,6 +147,8 @@ def test_the_seeds_recipe_is_naap440_plus_40_architectures_with_two_more_seeds()
 
 def test_the_runner_defaults_to_eager_trainings(tmp_path):
     runner = load_recipe(write(tmp_path, edit(("runner",), {}))).runner
-    assert (runner.strategy, runner.engine, runner.cohort_size) == ("shard", "eager", 4)
+    assert (runner.strategy, runner.engine, runner.cohort_size) == ("shard", "eager", "auto")
     chosen = load_recipe(write(tmp_path, edit(("runner",), {"engine": "cohort-graphs", "cohort_size": 440}))).runner
     assert (chosen.engine, chosen.cohort_size) == ("cohort-graphs", 440)
+    measured = load_recipe(write(tmp_path, edit(("runner",), {"engine": "cohort", "cohort_size": "auto"}))).runner
+    assert measured.cohort_size == "auto"
