@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
         ids = bench.ids(archs)
     except (NaapError, ValueError, TypeError) as exc:
         raise NaapError(f"--arch: {exc}") from None
-    if not bench.epochs["arch_id"].isin(ids).any():
+    if not bench.epochs.index.isin(ids).any():
         raise NaapError(f"--arch: no epoch rows to draw (each run of {', '.join(args.arch)} diverged "
                         f"in its first epoch)")
     if Path(args.out).suffix.lower() != ".png":
