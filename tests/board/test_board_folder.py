@@ -144,9 +144,12 @@ def test_a_run_killed_at_any_point_leaves_the_old_board_or_none_and_the_same_com
     out = fresh_copy(board, tmp_path)
     before = snapshot(out)
     argv = ["leaderboard", str(DATA), "--out", str(out), *QUICK]
-    killed = subprocess.run([sys.executable, "-c", KILLER, point, *argv], capture_output=True, text=True,
-                            timeout=300)
-    assert killed.returncode == -9, killed.stderr
+    # Output to a file, not a pipe: the killed run's worker process, orphaned, keeps its copy of the
+    # output open until it notices its parent is gone; a pipe would make this wait for that.
+    with open(tmp_path / "killed.err", "w+") as err:
+        killed = subprocess.run([sys.executable, "-c", KILLER, point, *argv], stdout=subprocess.DEVNULL, stderr=err,
+                                timeout=300)
+    assert killed.returncode == -9, (tmp_path / "killed.err").read_text()
     if point == "aside":
         assert not out.exists()  # between the two renames: no board at all, never half of one
     elif point == "switched":
