@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,22 @@ def workdir(tmp_path_factory, request) -> Path:
     return tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
 
 
-@pytest.fixture(scope="module")
-def smoke_run(workdir) -> Path:
-    """recipes/smoke.yaml built by one plain `naap dataset` process into workdir/smoke (4
-    architectures x 2 seeds, 2 epochs): the reference run of a module."""
+@pytest.fixture(scope="session")
+def smoke_built(tmp_path_factory) -> Path:
+    """recipes/smoke.yaml built once per session by one plain `naap dataset` process (4
+    architectures x 2 seeds, 2 epochs)."""
     from tests.runs import SMOKE, dataset  # tests.runs imports this module for REPO
 
-    return dataset(workdir, SMOKE, "smoke")
+    return dataset(tmp_path_factory.mktemp("smoke-built"), SMOKE, "smoke")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(workdir, smoke_built) -> Path:
+    """The smoke run as a module's own folder, workdir/smoke (a copy of the session's one run,
+    with the synthetic images it was trained on in workdir/data/synthetic): the reference run of
+    a module, which its tests may change."""
+    shutil.copytree(smoke_built.parent / "data", workdir / "data", dirs_exist_ok=True)
+    return Path(shutil.copytree(smoke_built, workdir / "smoke", symlinks=True))
 
 
 def pytest_configure(config):

@@ -34,8 +34,16 @@ COMMANDS = {
 EXTRA = {"dataset": "build", "proxies": "build", "leaderboard": "board", "predictors": "board", "folds": "board"}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake in the arguments as one line and exit 2, like every other bad
+    input (argparse itself would print the usage too): `naap COMMAND --help` shows the usage."""
+
+    def error(self, message: str):
+        raise NaapError(f"{self.prog}: {message} (`{self.prog} --help` shows the usage)")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="naap", description="Rebuild the NAAP-440 benchmark and rank accuracy predictors on it.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     if command in COMMANDS:
