@@ -1,5 +1,5 @@
 """The leaderboard's figures (matplotlib, Agg backend), rendered to PNG bytes. Names from data
-(predictors, families) pass through naap.board.escape.figure_text: one line, `$` literal."""
+(predictors, families) pass through naap.escape.figure_text: one line, `$` literal."""
 from __future__ import annotations
 
 import io
@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from naap.board.escape import figure_text  # noqa: E402
+from naap.escape import figure_text  # noqa: E402
 
 
 def _paper_ranking(summary) -> tuple[int, pd.DataFrame]:

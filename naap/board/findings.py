@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from naap.board.escape import datum
+from naap.escape import datum
 from naap.board.features import BUDGET_FREE
 from naap.board.summary import by_tau, paired_p_value
 

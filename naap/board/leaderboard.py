@@ -9,7 +9,7 @@ from pathlib import Path
 from naap._io import read_provenance
 from naap.bench.tables import PROXIES_FILE, load_proxies, load_tables
 from naap.board import ceiling, external, features, predictors, protocols, report
-from naap.board.escape import datum, plain_line
+from naap.escape import datum, plain_line
 from naap.board.folder import check_out
 from naap.board.page import build_page
 from naap.board.summary import summarise

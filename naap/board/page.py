@@ -8,7 +8,7 @@ import html
 from dataclasses import dataclass
 
 from naap.board import findings
-from naap.board.escape import code_span, datum, html_line, markdown_line
+from naap.escape import code_span, datum, html_line, markdown_line
 from naap.board.figures import figure_predicted_vs_true, figure_rank_matrix, figure_tau_vs_budget, png
 from naap.board.result_tables import (
     Table,

@@ -47,7 +47,7 @@ from naap.board.estimators import (
     xgboost_ranker_regressor,
     xgboost_regressor,
 )
-from naap.board.escape import one_line
+from naap.escape import one_line
 from naap.board.features import FEATURE_SETS, LOG_PROXIES
 from naap.errors import NaapError, first_line
 

@@ -9,7 +9,7 @@
     .naap-leaderboard     the marker, written last: the folder is a board, and these are its files
 
 The folder is written as a whole (naap.board.folder): a killed run leaves the old board or none.
-Text from data lands escaped: the page through naap.board.escape, summary.csv's text cells
+Text from data lands escaped: the page through naap.escape, summary.csv's text cells
 neutralised where a spreadsheet would read a formula.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from naap._io import atomic_write, write_parquet
-from naap.board.escape import csv_cell
+from naap.escape import csv_cell
 from naap.board.folder import MARKER, marker_text, staged, switch
 from naap.board.page import Page, html_page, readme_text
 from naap.board.summary import METRICS
@@ -66,7 +66,7 @@ SUMMARY_SCHEMA = pa.schema(_KEYS + [
     + [pa.field("p_vs_best", pa.float64(), nullable=True)])
 def csv_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """summary.csv's frame: text cells that a spreadsheet would run as a formula get a leading '
-    (naap.board.escape.csv_cell); numbers stay numbers."""
+    (naap.escape.csv_cell); numbers stay numbers."""
     text = summary.select_dtypes(include=["object", "string"]).columns
     return summary.assign(**{column: summary[column].map(csv_cell) for column in text})
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from naap.board.escape import datum, html_line, markdown_line, plain
+from naap.escape import datum, html_line, markdown_line, plain
 from naap.board.metrics import max_violations
 from naap.board.protocols import EXTRAPOLATION
 from naap.board.summary import by_tau

@@ -6,9 +6,9 @@ import argparse
 
 def rows() -> list[tuple[str, str, str, str]]:
     """(name, family, feature set, one-line description or '') of every registered predictor, each
-    on one line with no control character (naap.board.escape.one_line)."""
+    on one line with no control character (naap.escape.one_line)."""
     # scikit-learn loads here, not for `naap predictors --help`
-    from naap.board.escape import one_line
+    from naap.escape import one_line
     from naap.board.predictors import REGISTRY
 
     return [tuple(one_line(cell) for cell in (p.name, p.family, p.features, getattr(p, "description", "") or ""))

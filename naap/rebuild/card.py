@@ -1,7 +1,9 @@
-"""DATASET.md of a rebuilt dataset: what was built, how, on what, in how long."""
+"""DATASET.md of a rebuilt dataset: what was built, how, on what, in how long (the recipe's name,
+its file's and the devices' escaped for Markdown: they come from the user's files and machines)."""
 from __future__ import annotations
 
 from naap.bench.tables import Tables
+from naap.escape import code_span, markdown
 from naap.rebuild.jobs import Plan
 
 
@@ -13,10 +15,10 @@ def dataset_card(tables: Tables, plan: Plan, about: dict) -> str:
     # parts written before runner.engine existed were trained eagerly
     engines = ", ".join(p.get("engines") or ["eager"])
     cohorts = f" (cohorts of {', '.join(map(str, p['cohort_sizes']))})" if p.get("cohort_sizes") else ""
-    return f"""# {recipe.name}
+    return f"""# {markdown(recipe.name)}
 
-Rebuilt with `naap dataset {recipe.path.name}` (naap {p['versions']['naap']}, torch {p['versions']['torch']})
-on {', '.join(p['devices'])};
+Rebuilt with {code_span(f"naap dataset {recipe.path.name}")} (naap {p['versions']['naap']}, torch {p['versions']['torch']})
+on {markdown(', '.join(p['devices']))};
 strategy {', '.join(p['strategies'])}, {', '.join(map(str, p['world_sizes']))} process(es){shards},
 {', '.join(map(str, p['trainings_per_device']))} training thread(s) at once per device, engine {engines}{cohorts},
 {', '.join(map(str, p['threads_per_training']))} CPU thread(s) per training.{limited}

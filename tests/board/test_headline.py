@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from naap.board.escape import plain_line
+from naap.escape import plain_line
 from naap.board.findings import headline
 from naap.board.summary import METRICS, summarise
 

@@ -18,7 +18,8 @@ import torch
 from naap._io import read_provenance
 from naap.cli import main
 from naap.rebuild import strategies
-from tests.runs import SMOKE, assert_same_data, recipe_variant, snapshot
+from naap.escape import markdown
+from tests.runs import SMOKE, assert_same_data, dataset, recipe_variant, snapshot
 
 
 @pytest.fixture
@@ -249,3 +250,14 @@ def test_a_device_out_of_memory_is_one_line_naming_the_recipe_field(started, run
     err = one_error_line(capsys)
     assert err.startswith(f"{SMOKE}: runner.trainings_per_device: arch")
     assert err.endswith("ran out of memory on cpu with 2 training(s) at once; ask for fewer (--trainings-per-device)")
+
+
+def test_a_recipe_name_lands_in_dataset_md_as_text_not_markup(workdir):
+    """A recipe's name is the card's heading: HTML, a table pipe, a link and a second heading in it
+    stay text (escaped for Markdown), on one line."""
+    name = "<img src=x onerror=alert(1)> | [click](javascript:alert(2)) # not a heading"
+    recipe = recipe_variant(workdir, "hostile-name.yaml", recipe_name=name)
+    card = (dataset(workdir, recipe, "hostile-name") / "DATASET.md").read_text()
+    heading = card.splitlines()[0]
+    assert heading == f"# {markdown(name)}" and "<img" not in card and "&lt;img" in heading
+    assert "\\|" in heading and "\\[click\\]" in heading and [line for line in card.splitlines() if line.startswith("#")] == [heading]

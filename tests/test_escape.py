@@ -1,4 +1,4 @@
-"""naap.board.escape against hostile strings, each checked by an independent reading of its format:
+"""naap.escape against hostile strings, each checked by an independent reading of its format:
 CommonMark's own unescaping rules for Markdown, Python's HTML parser for HTML, the csv module for
 CSV, and matplotlib itself for figure text."""
 import csv
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from naap.board import escape
+from naap import escape
 from naap.board.report import csv_frame
 
 HOSTILE = [
