@@ -15,7 +15,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from naap import cli
 from naap.bench.tables import load_proxies, load_tables
-from naap import escape, estimators, features, predictors
+from naap import escape
+from naap.board import estimators, features, predictors
 from naap.board.curves import extrapolate_curves
 from naap.board.protocols import sort_by_accuracy
 from naap.errors import NaapError
