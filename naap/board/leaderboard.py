@@ -16,8 +16,6 @@ from naap.board.summary import summarise
 from naap.errors import NaapError
 from naap.resources import NAAP440, shipped
 
-PROXY_SETS = features.PROXY_SETS
-
 
 def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str]) -> int:
     """Rank the predictors that `args` (naap.cli.leaderboard) select and write the board into args.out."""
@@ -31,12 +29,12 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
     proxies = load_proxies(data_dir)
     notices = []
     if proxies is None:
-        asked = [p.name for p in chosen if p.features in PROXY_SETS and p.name in args.predictor]
+        asked = [p.name for p in chosen if p.features in features.PROXY_SETS and p.name in args.predictor]
         if asked:
             raise NaapError(f"{source}: predictor '{asked[0]}' reads the zero-cost proxies and {source} has no "
                             f"{PROXIES_FILE} (write it with `naap proxies {source} --data-free`)")
-        left_out = [p.name for p in chosen if p.features in PROXY_SETS]
-        chosen = [p for p in chosen if p.features not in PROXY_SETS]
+        left_out = [p.name for p in chosen if p.features in features.PROXY_SETS]
+        chosen = [p for p in chosen if p.features not in features.PROXY_SETS]
         if left_out:
             notices.append(f"No zero-cost proxies in {datum(source)} (`naap proxies {datum(source)} --data-free` "
                            f"writes them): left out {', '.join(map(datum, left_out))}.")
