@@ -5,7 +5,8 @@ from tests.runs import SMOKE, naap, recipe_variant
 
 
 def test_auto_is_the_default_and_gives_cohorts_of_4_on_the_cpu(tmp_path):
-    """smoke: two seeds of 4 jobs. The parts' records against the cohorts the jobs form (4 per seed)."""
+    """smoke: two seeds of 4 jobs. The parts' records against the cohorts the jobs form (4 per seed).
+    (A fixed --cohort-size is recorded as "fixed": tests/system/test_launches.py.)"""
     for name, args in (("default", ()), ("asked", ("--cohort-size", "auto"))):
         run = naap(tmp_path, "dataset", SMOKE, "--out", tmp_path / name, "--engine", "cohort", *args)
         out, err = run.communicate(timeout=600)
@@ -15,10 +16,6 @@ def test_auto_is_the_default_and_gives_cohorts_of_4_on_the_cpu(tmp_path):
         assert len(records) == 8
         assert {(r["cohort_size"], r["cohort_size_rule"], r["cohort_size_measured"]) for r in records} == {
             (4, "auto: cpu", None)}, name
-    fixed = naap(tmp_path, "dataset", SMOKE, "--out", tmp_path / "fixed", "--engine", "cohort", "--cohort-size", "3")
-    assert fixed.communicate(timeout=600) and fixed.returncode == 0
-    assert {(read_provenance(p)["cohort_size"], read_provenance(p)["cohort_size_rule"])
-            for p in (tmp_path / "fixed" / "parts").glob("*.parquet")} == {(3, "fixed")}
 
 
 def test_a_bad_cohort_size_is_one_line_naming_where_it_is(tmp_path):

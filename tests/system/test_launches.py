@@ -63,7 +63,8 @@ def test_smoke_by_cohorts_is_bit_identical_to_eager_alone_and_under_torchrun(smo
     for (engine, ranks), name in runs.items():
         out = dataset(tmp_path, SMOKE, name, "--engine", engine, "--cohort-size", 3, ranks=ranks)
         assert_same_data(eager, out)
-        assert {(r["engine"], r["cohort_size"]) for r in records(out)} == {(engine, 3)}, name
+        assert {(r["engine"], r["cohort_size"], r["cohort_size_rule"]) for r in records(out)} == {(engine, 3, "fixed")}, \
+            name
         assert read_provenance(out / "architectures.parquet")["engines"] == [engine]
         assert f"engine {engine} (cohorts of 3)," in (out / "DATASET.md").read_text()
     assert {(r["engine"], r["cohort_size"]) for r in records(eager)} == {("eager", None)}
