@@ -24,6 +24,18 @@ test: $(INSTALLED)
 system-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist
 
+# The kernels an AVX2-only x86-64 CPU gets (AMD Zen 2/3, Intel Haswell to Comet Lake), taken on a
+# newer CPU by capping each library's run-time dispatch (naap.machine lists the variables; they are
+# recorded in every provenance): `make test-avx2` runs the suite, `make leaderboard-avx2` writes
+# the board into leaderboard-avx2/ under them, to compare with leaderboard/ (docs/exactness.md).
+AVX2_KERNELS := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
+.PHONY: test-avx2 leaderboard-avx2
+test-avx2: $(INSTALLED)
+	$(AVX2_KERNELS) $(BIN)/python -m pytest
+
+leaderboard-avx2: $(INSTALLED)
+	$(AVX2_KERNELS) $(BIN)/naap leaderboard $(DATA) --out leaderboard-avx2
+
 # Images/s of one architecture's training: naap's device-resident loop against a plain DataLoader loop.
 .PHONY: bench-training
 bench-training: $(INSTALLED)

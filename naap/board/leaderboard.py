@@ -8,7 +8,7 @@ from pathlib import Path
 
 from naap._io import read_provenance
 from naap.bench.tables import PROXIES_FILE, load_proxies, load_tables
-from naap.board import ceiling, external, features, predictors, protocols, report
+from naap.board import ceiling, environment, external, features, predictors, protocols, report
 from naap.escape import datum, plain_line
 from naap.board.folder import check_out
 from naap.board.page import build_page
@@ -77,13 +77,15 @@ def run(args: argparse.Namespace, budgets: list[int], chosen_protocols: list[str
                           *[part for spec in args.predictor for part in ("--predictor", spec)],
                           *[part for spec in args.predictions for part in ("--predictions", spec)],
                           "--cv-repeats", str(args.cv_repeats)])
-    provenance = {"dataset": source, "dataset_provenance": dataset_provenance,
+    computed_with = environment.record()
+    provenance = {"dataset": source, "dataset_provenance": dataset_provenance, "computed_with": computed_with,
                   "proxies_provenance": None if proxies is None else proxies[1],
                   "budgets": budgets, "protocols": chosen_protocols, "cv_repeats": args.cv_repeats,
                   "predictors": [p.name for p in chosen], "excluded_architectures": excluded,
                   "notices": [plain_line(line) for line in notices]}
-    page = build_page(outcome.results, outcome.predictions, summary, chosen, command, notices, line,
-                             None if proxies is None else proxies[1], features.recorded_epochs(frame))
+    page = build_page(outcome.results, outcome.predictions, summary, chosen, command,
+                      environment.describe(computed_with), notices, line,
+                      None if proxies is None else proxies[1], features.recorded_epochs(frame))
     written = report.write_leaderboard(out, outcome.results, outcome.predictions, summary, page, provenance)
     for text in page.headline:
         print(plain_line(text))

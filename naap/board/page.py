@@ -33,6 +33,10 @@ The extrapolation protocols train on the 90 % smallest (by NumMACs) or least acc
 and test on the rest. See docs/leaderboard.md for every feature set, predictor and metric."""
 
 
+COMPUTED_WITH_NOTE = ("on another CPU or with other versions the last digits of some fits may move; "
+                      "the headline names every predictor that cannot be told from the best: docs/exactness.md")
+
+
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{padding:3px 8px;border-bottom:1px solid #ddd}
 td{text-align:right}td:first-child{text-align:left}th{cursor:pointer;background:#f3f3f3;position:sticky;top:0}
@@ -56,6 +60,7 @@ SORT_SCRIPT = """document.querySelectorAll("table.sortable").forEach(table => ta
 class Page:
     """Everything the page says, in order: headline lines, then sections of lines, then tables and figures."""
     command: str
+    computed_with: str  # naap.board.environment.describe: the CPU, the libraries and the BLAS
     headline: list[str]
     sections: list[tuple[str, list[str]]]
     tables: list[Table]
@@ -64,6 +69,7 @@ class Page:
 
 def readme_text(page: Page) -> str:
     readme = ["# naap leaderboard", "", f"Produced by {code_span(page.command)}.", "",
+              f"Computed with {markdown_line(page.computed_with)} ({COMPUTED_WITH_NOTE}).", "",
               "## Headline: cross-validated Kendall τ (95 % interval)", "",
               *[f"- {markdown_line(line)}" for line in page.headline], ""]
     for title, lines in page.sections:
@@ -87,6 +93,7 @@ def html_page(page: Page) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>naap leaderboard</title>'
             f"<style>{STYLE}</style></head><body>\n<h1>naap leaderboard</h1>\n"
             f"<p>Produced by <code>{html.escape(page.command)}</code>. Click a column header to sort.</p>\n"
+            f"<p>Computed with {html_line(page.computed_with)} ({html.escape(COMPUTED_WITH_NOTE)}).</p>\n"
             "<h2>Headline: cross-validated Kendall τ (95 % interval)</h2>\n<ul>"
             + "".join(f"<li>{html_line(line)}</li>" for line in page.headline) + "</ul>\n" + sections
             + f"<h2>How to read it</h2>\n<p>{html.escape(ABOUT)}</p>\n"
@@ -94,8 +101,8 @@ def html_page(page: Page) -> str:
             + f"<script>{SORT_SCRIPT}</script></body></html>\n")
 
 
-def build_page(results, predictions, summary, predictors, command: str, notices: list[str], ceiling_line: str,
-               proxies: dict | None, recorded: int) -> Page:
+def build_page(results, predictions, summary, predictors, command: str, computed_with: str, notices: list[str],
+               ceiling_line: str, proxies: dict | None, recorded: int) -> Page:
     order = [p.name for p in predictors]
     protocols = set(summary["protocol"])
     headline = findings.headline(summary)
@@ -136,4 +143,4 @@ def build_page(results, predictions, summary, predictors, command: str, notices:
                                             png(figure_tau_vs_budget(summary)))
     if "paper" in protocols:
         figures["rank_matrix.png"] = ("The paper split's rank matrix", png(figure_rank_matrix(summary, predictions)))
-    return Page(command, headline, sections, tables, figures)
+    return Page(command, computed_with, headline, sections, tables, figures)

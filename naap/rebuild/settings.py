@@ -7,14 +7,13 @@ docs/exactness.md says what they guarantee.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import platform
 import re
 import threading
 
 import torch
 
+from naap import machine
 from naap._cuda_env import CUBLAS_WORKSPACE_CONFIG
 from naap.errors import NaapError
 
@@ -162,11 +161,9 @@ def _cublas_workspace_bytes(device: torch.device) -> int | None:
 
 
 def cpu_record() -> dict:
-    """The CPU as far as it decides the last bits of a CPU computation: its model, the kernels
-    PyTorch dispatches to on it (its capability), a hash of its instruction-set flags (two CPUs
-    of one capability can still differ, and the BLAS picks its kernels by them) and the BLAS."""
-    return {"cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_flags": _cpu_flags(), "blas": _blas()}
+    """The CPU as far as it decides the last bits of a CPU computation (naap.machine.cpu_record),
+    with the kernels PyTorch dispatches to on it (its capability) and PyTorch's BLAS."""
+    return {**machine.cpu_record(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "blas": _blas()}
 
 
 def _device_name(device: torch.device) -> str:
@@ -175,26 +172,6 @@ def _device_name(device: torch.device) -> str:
     return str(device)
 
 
-def _cpu_flags() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1] for line in f if line.startswith("flags")), None)
-    except OSError:
-        return None
-    return None if flags is None else hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:16]
-
-
 def _blas() -> str | None:
     found = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
     return found.group(1) if found else None
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

@@ -170,7 +170,7 @@ def test_regret_is_non_negative_and_ends_at_zero_once_every_architecture_was_see
         trace = objective.trace
         assert (trace["regret"] >= 0).all()
         assert (trace["regret"] == best_final - csv.loc[trace["incumbent"], "e90Accuracy"].to_numpy()).all()
-        best, holders = -1.0, []  # the incumbent: the first architecture with the best accuracy seen so far
+        best, holder, holders = -1.0, None, []  # the incumbent: the first architecture with the best accuracy seen so far
         for row in trace.itertuples():
             best, holder = (row.accuracy, row.arch_id) if row.accuracy > best else (best, holder)
             holders.append(holder)

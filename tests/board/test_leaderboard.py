@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from naap import cli
+from naap import cli, machine
+from naap._io import read_provenance
 from naap.bench.tables import PROXIES_FILE, WIDE_SCHEME_COLUMNS, load_proxies, load_tables, write_dataset
 from tests.conftest import REPO
 from tests.board.test_features import diverged_tables
@@ -53,6 +55,26 @@ def test_a_new_an_empty_and_its_own_folder_are_written(capsys, tmp_path):
     for out in (tmp_path / "new", tmp_path / "empty", tmp_path / "new"):  # the last: a folder it wrote
         code, _ = leaderboard(capsys, DATA, out, *QUICK)
         assert code == 0 and (out / ".naap-leaderboard").exists() and (out / "README.md").exists()
+
+
+def test_the_board_records_what_it_was_computed_with(capsys, tmp_path, monkeypatch):
+    """The CPU, the kernel-selecting variables, the libraries' versions and the BLAS: in every
+    table's provenance and, as one escaped line, on the page."""
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "<b>avx2</b>")  # read by oneDNN only, which a board never loads
+    code, output = leaderboard(capsys, DATA, tmp_path / "lb", *QUICK)
+    assert code == 0, output.err
+    for table in ("results", "summary", "predictions"):
+        computed_with = read_provenance(tmp_path / "lb" / f"{table}.parquet")["computed_with"]
+        assert computed_with["versions"] == {name: version(name) for name in
+                                             ("numpy", "scipy", "scikit-learn", "xgboost", "lightgbm")}
+        assert computed_with["cpu"] == machine.cpu_model() and computed_with["cpu_flags"] == machine.cpu_flags()
+        assert computed_with["kernel_variables"] == machine.kernel_variables() and \
+            computed_with["kernel_variables"]["DNNL_MAX_CPU_ISA"] == "<b>avx2</b>"
+        assert any(line.startswith("openblas ") for line in computed_with["blas"]), computed_with
+    line = next(line for line in (tmp_path / "lb" / "README.md").read_text().splitlines()
+                if line.startswith("Computed with "))
+    assert f"numpy {version('numpy')}, scipy {version('scipy')}, scikit-learn {version('scikit-learn')}" in line
+    assert "=&lt;b&gt;avx2&lt;/b&gt;" in line and "<b>" not in line
 
 
 # --- imperfect rebuilt data ----------------------------------------------------------------------
@@ -134,7 +156,7 @@ def test_a_rebuild_with_two_seeds_has_a_noise_ceiling(capsys, smoke, tmp_path):
     assert maxima.shape == (4, 2)
     tau = stats.kendalltau(maxima.iloc[:, 0], maxima.iloc[:, 1]).statistic
     readme = (out / "README.md").read_text()
-    assert f"Noise ceiling: from 4 of 4 architectures trained with two or more seeds" in readme
+    assert "Noise ceiling: from 4 of 4 architectures trained with two or more seeds" in readme
     assert f"one seed ranks another with Kendall τ {tau:.3f}" in readme
     assert "against the recorded target (averaged over the cv protocol's 4 test folds)" in readme
     assert "test folds of 2 items; at this size the intervals mean nothing" in readme

@@ -23,6 +23,8 @@ COMMAND_WORDS = ("naap", "python", "make", "torchrun", "sbatch", ".venv/bin/naap
 EXEMPT = {
     "make leaderboard": "ranks 44 predictors over every protocol: 3-5 min (tests/board run the same code on small data)",
     "make test": "the whole test suite, which contains this test",
+    "make test-avx2": "the whole test suite under an AVX2 CPU's kernels (tests/test_machine.py checks that its "
+                      "variables take them)",
     "make dataset": "trains NAAP-440: about 31 h on 2 CPU cores",
     "make dataset RECIPE=recipes/fmnist-mini.yaml": "needs the Debian package dataset-fashion-mnist; "
                                                     "tests/system/test_fmnist_mini.py runs it where present",
