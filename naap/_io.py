@@ -66,16 +66,16 @@ def atomic_write(path: str | Path, write) -> None:
 
 
 @contextmanager
-def open_regular(path: str | Path, max_bytes: int | None = None) -> Iterator[BinaryIO]:
+def open_regular(path: str | Path, max_bytes: int | None = None, what: str = "file") -> Iterator[BinaryIO]:
     """`path` opened for binary reading, only if it is a regular file (of at most `max_bytes`):
     a FIFO, a device or a folder is one NaapError, never a read that blocks or never ends. The
     file is opened without blocking and checked on its descriptor, so it cannot change between
-    the check and the read."""
+    the check and the read. `what` names the file in "not found"."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise NaapError(f"{path}: file not found") from None
+        raise NaapError(f"{path}: {what} not found") from None
     except OSError as exc:
         raise NaapError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from naap._io import open_regular
 from naap.errors import NaapError, first_line
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few kB
@@ -52,19 +53,12 @@ class _RecipeLoader(yaml.SafeLoader):
 
 def read_recipe_yaml(path: Path) -> Any:
     """The recipe's YAML, or one NaapError naming the file for anything unreadable in it."""
-    try:
-        if path.is_dir():
-            raise NaapError(f"{path}: is a directory, not a recipe file")
-        if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
-            raise NaapError(f"{path}: not a regular file")
-        with open(path, "rb") as f:
-            data = f.read(MAX_RECIPE_BYTES + 1)
-    except FileNotFoundError:
-        raise NaapError(f"{path}: recipe file not found") from None
-    except OSError as exc:
-        raise NaapError(f"{path}: cannot read the recipe ({exc.strerror or exc})") from None
-    if len(data) > MAX_RECIPE_BYTES:
-        raise NaapError(f"{path}: larger than {MAX_RECIPE_BYTES >> 20} MiB; not a recipe")
+    if path.is_dir():  # the likeliest mistake (a dataset folder), named as such
+        raise NaapError(f"{path}: is a directory, not a recipe file")
+    with open_regular(path, MAX_RECIPE_BYTES, what="recipe file") as f:
+        data = f.read(MAX_RECIPE_BYTES + 1)
+    if len(data) > MAX_RECIPE_BYTES:  # grown since it was opened
+        raise NaapError(f"{path}: more than {MAX_RECIPE_BYTES >> 20} MiB; not a recipe")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -161,7 +161,8 @@ BAD_RECIPES = {
     "empty": ("", "empty; a recipe is a mapping"),
     "a-list": ("- 1\n- 2\n", "a recipe is a mapping of name, search_space, dataset, training, split; got list"),
     "not-utf8": (b"name: \xff\xfe\n", "not UTF-8 text (byte 6)"),
-    "larger-than-1-MiB": ("#" * (1 << 20) + "\n" + BASE_TEXT, "larger than 1 MiB; not a recipe"),
+    "larger-than-1-MiB": ("#" * (1 << 20) + "\n" + BASE_TEXT,
+                          f"{(1 << 20) + 1 + len(BASE_TEXT.encode()):,} bytes, more than the 1 MiB naap reads of it"),
     # 12 positions alike, all of them required: 24 first layers, then 24 + 3 (residual) options each
     "a-huge-space": (edited((("search_space", "positions"), [{"kernel_size": [1, 3, 5], "width": [8, 16, 24, 32],
                                                               "stride": [1, 2], "residual": [False, True]}] * 12),
@@ -197,7 +198,7 @@ def test_a_recipe_path_that_is_not_a_file_is_one_line(tmp_path, capsys, kind):
     before = snapshot(tmp_path)
     line = refused(capsys, ["schemes", path])
     assert line == f"naap: error: {path}: " + ("is a directory, not a recipe file" if kind == "a-directory"
-                                                else "not a regular file")
+                                                else "a FIFO, not a regular file; naap reads only regular files")
     assert snapshot(tmp_path) == before
 
 
