@@ -4,7 +4,7 @@ Plain `naap dataset` (one process training one single-threaded network per core,
 torchrun with 1 and with 2 processes, and two torchrun agents acting as two nodes (claims
 through the rendezvous store alone) give bit-identical tables, epoch_seconds aside, with no
 thread variables in the environment, on the smoke recipe (seconds). tests/system/test_fmnist_mini.py
-does the same on real images.
+runs the cohort engine under torchrun on real images.
 """
 import os
 from dataclasses import replace
@@ -28,7 +28,7 @@ def build(workdir: Path, recipe: Path, launch: str) -> Path:
         for process in naap_on_two_nodes(workdir, "dataset", recipe, "--out", out):
             finish(process)
     else:
-        dataset(workdir, recipe, out, ranks={"plain": 0, "torchrun-1": 1, "torchrun-2": 2}[launch])
+        dataset(workdir, recipe, out, ranks={"torchrun-1": 1, "torchrun-2": 2}[launch])
     return out
 
 
@@ -40,20 +40,22 @@ def test_the_tests_run_without_thread_variables():
     assert not set(THREAD_VARIABLES) & set(ENV)
 
 
-def test_smoke_is_bit_identical_from_every_launch(tmp_path):
-    plain = build(tmp_path, SMOKE, "plain")
+def test_smoke_is_bit_identical_from_every_launch(smoke_run, tmp_path):
+    """Against the session's plain run (conftest.smoke_built: `naap dataset` in one process)."""
+    outs = {"plain": smoke_run}
     for launch in ("torchrun-1", "torchrun-2", "two-nodes"):
-        assert_same_data(plain, build(tmp_path, SMOKE, launch))
+        outs[launch] = build(tmp_path, SMOKE, launch)
+        assert_same_data(smoke_run, outs[launch])
     # How each launch trained: one single-threaded training per core of the node, divided among
     # its processes; flock claims only where every rank shares one host.
     expected = {"plain": (1, CORES, True), "torchrun-1": (1, CORES, True),
                 "torchrun-2": (2, max(1, CORES // 2), True), "two-nodes": (2, CORES, False)}
     for launch, (world, per_device, flock) in expected.items():
-        for record in records(tmp_path / launch):
+        for record in records(outs[launch]):
             assert (record["world_size"], record["trainings_per_device"], record["flock_claims"]) == \
                    (world, per_device, flock), launch
             assert record["threads_per_training"] == 1 and record["settings"]["cpu_threads_per_training"] == 1
-    assert {r["rank"] for r in records(tmp_path / "two-nodes")} == {0, 1}
+    assert {r["rank"] for r in records(outs["two-nodes"])} == {0, 1}
 
 
 def test_smoke_by_cohorts_is_bit_identical_to_eager_alone_and_under_torchrun(smoke_run, tmp_path):
