@@ -1,10 +1,10 @@
 """The CPU as far as it decides the last bits of a computation, for every provenance.
 
 oneDNN, MKL, OpenBLAS and numpy each pick their kernels at run time from the CPU's instruction-set
-flags, unless an environment variable below caps or forces the choice (this is also how a run
-on an AVX-512 machine takes the kernels of an AVX2 one: `make test-avx2`). Given the flags, these
-variables and the libraries' versions, the kernels are fixed; so two records that are equal
-mean the same kernels, and docs/exactness.md says what may differ otherwise.
+flags, unless an environment variable below caps or forces the choice (this is how `make
+leaderboard` and `make test-avx2` take the AVX2 kernels on any CPU that has them). Given the
+flags, these variables and the libraries' versions, the kernels are fixed; so two records that
+are equal mean the same kernels, and docs/exactness.md says what may differ otherwise.
 """
 from __future__ import annotations
 

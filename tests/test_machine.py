@@ -1,6 +1,7 @@
 """naap.machine and settings.cpu_record: the record that decides whether numbers made elsewhere are
-compared bit for bit. Every variable that moves a library's kernels is in it, and `make test-avx2`'s
-variables really take the AVX2 kernels (PyTorch's capability, numpy's dispatch) and change the record."""
+compared bit for bit. Every variable that moves a library's kernels is in it; the Makefile's
+AVX2_KERNELS (under which `make leaderboard` and `make test-avx2` run on a CPU with AVX2) really take
+the AVX2 kernels (PyTorch's capability, numpy's dispatch) and change the record."""
 import json
 import os
 import platform
@@ -46,9 +47,13 @@ def test_a_kernel_variable_set_is_in_the_record_and_changes_it(name, monkeypatch
     assert record != unset
 
 
-def test_make_test_avx2_takes_the_avx2_kernels_and_says_so_in_the_record():
-    if platform.machine() != "x86_64" or "avx2" not in machine_flags():
-        pytest.skip("not an x86-64 CPU with AVX2")
+def has_avx2() -> bool:
+    return platform.machine() == "x86_64" and {"avx2", "fma"} <= machine_flags()
+
+
+def test_the_avx2_kernels_are_taken_and_said_in_the_record():
+    if not has_avx2():
+        pytest.skip("not an x86-64 CPU with AVX2 and FMA")
     plain_env = {k: v for k, v in os.environ.items() if k not in machine.KERNEL_VARIABLES}
     variables = makefile_avx2_kernels()
     assert set(variables) <= set(machine.KERNEL_VARIABLES)
@@ -60,6 +65,27 @@ def test_make_test_avx2_takes_the_avx2_kernels_and_says_so_in_the_record():
         {k: plain["record"][k] for k in ("cpu", "cpu_flags", "blas")}
     if "avx512f" in machine_flags():  # here the plain run takes wider kernels than the AVX2 run
         assert plain["record"]["cpu_capability"].startswith("AVX512") and plain["numpy_exp"] != avx2["numpy_exp"]
+
+
+def make_dry_run(target: str) -> list[str]:
+    """The commands make would run for `target`, as it prints them."""
+    done = subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True, timeout=60)
+    return done.stdout.splitlines()
+
+
+def variables_before(line: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in shlex.split(line.split(".venv/bin/")[0]))
+
+
+def test_make_leaderboard_ranks_under_the_avx2_kernels_where_the_cpu_has_them():
+    line = next(line for line in make_dry_run("leaderboard") if "naap leaderboard" in line)
+    assert variables_before(line) == (makefile_avx2_kernels() if has_avx2() else {})
+
+
+def test_make_test_avx2_runs_the_suite_under_them_or_refuses_without_avx2():
+    lines = make_dry_run("test-avx2")
+    assert variables_before(next(line for line in lines if "python -m pytest" in line)) == makefile_avx2_kernels()
+    assert any("has no AVX2 and FMA" in line and "exit 2" in line for line in lines)
 
 
 def machine_flags() -> set[str]:

@@ -4,7 +4,7 @@ records are equal bit for bit; otherwise the last digits of some fits may move (
 from __future__ import annotations
 
 import platform
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 from threadpoolctl import threadpool_info
 
@@ -18,7 +18,14 @@ def record() -> dict:
     blas = sorted({f"{pool['internal_api']} {pool['version']} ({pool.get('architecture')})"
                    for pool in threadpool_info() if pool["user_api"] == "blas"})
     return {**machine.cpu_record(), "python": platform.python_version(),
-            "versions": {name: version(name) for name in LIBRARIES}, "blas": blas}
+            "versions": {name: _version(name) for name in LIBRARIES}, "blas": blas}
+
+
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:  # importable without its metadata (a source tree on sys.path)
+        return None
 
 
 def describe(computed_with: dict) -> str:
