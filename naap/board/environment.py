@@ -31,8 +31,8 @@ def _version(name: str) -> str | None:
 def describe(computed_with: dict) -> str:
     """One page line, all of it data, e.g. "AMD EPYC (CPU flags 2380ab50...), numpy 2.4.6, ...,
     openblas 0.3.31 (Haswell)"."""
-    variables = computed_with["kernel_variables"]
-    return datum(", ".join([f"{computed_with['cpu']} (CPU flags {computed_with['cpu_flags']})",
-                      *[f"{name} {number}" for name, number in computed_with["versions"].items()],
-                      *computed_with["blas"],
-                      *([" ".join(f"{name}={value}" for name, value in variables.items())] if variables else [])]))
+    variables = " ".join(f"{name}={value}" for name, value in computed_with["kernel_variables"].items())
+    parts = [f"{computed_with['cpu']} (CPU flags {computed_with['cpu_flags']})",
+             *[f"{name} {number}" for name, number in computed_with["versions"].items()],
+             *computed_with["blas"], *([variables] if variables else [])]
+    return datum(", ".join(parts))
