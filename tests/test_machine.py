@@ -59,7 +59,8 @@ def test_the_avx2_kernels_are_taken_and_said_in_the_record():
     variables = makefile_avx2_kernels()
     assert set(variables) <= set(machine.KERNEL_VARIABLES)
     plain, avx2 = probe(plain_env), probe(plain_env | variables)
-    assert avx2["record"]["cpu_capability"] == "AVX2" and avx2["numpy_exp"] in ("X86_V3", "AVX2")
+    # numpy >= 2.4 calls its AVX-512 targets X86_V4, older ones AVX512F, AVX512_SKX...
+    assert avx2["record"]["cpu_capability"] == "AVX2" and not avx2["numpy_exp"].startswith(("X86_V4", "AVX512"))
     assert avx2["record"]["kernel_variables"] == variables and plain["record"]["kernel_variables"] == {}
     # The same CPU, named the same way: only the variables (and what PyTorch reports) tell the two apart.
     assert {k: avx2["record"][k] for k in ("cpu", "cpu_flags", "blas")} == \
