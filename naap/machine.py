@@ -8,6 +8,7 @@ are equal mean the same kernels, and docs/exactness.md says what may differ othe
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -32,20 +33,24 @@ def kernel_variables() -> dict[str, str]:
 
 
 def cpu_flags() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1] for line in f if line.startswith("flags")), None)
-    except OSError:
-        return None
+    flags = _cpuinfo().get("flags")
     return None if flags is None else hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:16]
 
 
 def cpu_model() -> str:
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+    """The first value of each field of /proc/cpuinfo (none where there is no such file), read once:
+    the CPU does not change under a running process."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                name, _, value = line.partition(":")
+                fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
