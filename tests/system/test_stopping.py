@@ -66,39 +66,26 @@ def naap_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("naap:")]
 
 
-def test_sigterm_stops_at_the_next_epoch_keeps_checkpoints_and_the_same_command_resumes(workdir, long_recipe,
-                                                                                        baseline):
-    out = workdir / "terminated"
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_stops_at_the_next_epoch_keeps_checkpoints_and_the_same_command_resumes(
+        workdir, long_recipe, baseline, sig):
+    """The terminal closing (SIGHUP) must not orphan trainings or lose them: it stops the run
+    as SIGTERM does, with its checkpoints, exit 128 + the signal's number."""
+    out = workdir / f"stopped-by-{sig.name}"
     run = naap(workdir, "dataset", long_recipe, "--out", out)
     wait_for_a_checkpoint(run, out)
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(sig)
     _, err = run.communicate(timeout=120)
     kept = sorted(p.stem for p in (out / "checkpoints").glob("*.pt"))
-    assert run.returncode == 143 and kept
-    assert err.strip() == (f"naap: interrupted (SIGTERM): {len(kept)} checkpoint(s) kept in {out / 'checkpoints'}; "
-                           f"run the same command to resume")
+    assert run.returncode == 128 + sig and kept, err
+    assert err.strip() == (f"naap: interrupted ({sig.name}): {len(kept)} checkpoint(s) kept in "
+                           f"{out / 'checkpoints'}; run the same command to resume")
     assert [p for p in out.rglob("*") if p.name.endswith(".tmp")] == [] and not (out / "epochs.parquet").exists()
 
     finish(naap(workdir, "dataset", long_recipe, "--out", out))
     assert_same_data(baseline, out)
     for name in kept:  # they went on from the epoch they stopped at
         assert read_provenance(out / "parts" / f"{name}.parquet")["resumed_epochs"] >= 1
-
-
-def test_sighup_stops_as_sigterm_does_and_the_same_command_resumes(workdir, long_recipe, baseline):
-    """The terminal closing (SIGHUP) must not orphan trainings or lose them: it stops the run
-    as SIGTERM does, with its checkpoints, exit 129."""
-    out = workdir / "hung-up"
-    run = naap(workdir, "dataset", long_recipe, "--out", out)
-    wait_for_a_checkpoint(run, out)
-    run.send_signal(signal.SIGHUP)
-    _, err = run.communicate(timeout=120)
-    kept = sorted(p.stem for p in (out / "checkpoints").glob("*.pt"))
-    assert run.returncode == 128 + signal.SIGHUP and kept, err
-    assert err.strip() == (f"naap: interrupted (SIGHUP): {len(kept)} checkpoint(s) kept in {out / 'checkpoints'}; "
-                           f"run the same command to resume")
-    finish(naap(workdir, "dataset", long_recipe, "--out", out))
-    assert_same_data(baseline, out)
 
 
 def test_a_second_signal_while_the_trainings_stop_is_noted_and_the_stop_completes(workdir, long_recipe):
