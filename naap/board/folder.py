@@ -1,10 +1,10 @@
 """The board's folder (--out), written as a whole.
 
 Every file of a run goes into a hidden sibling, `.NAME.naap-new-<random suffix>`; then the old
-board is renamed aside (`.NAME.naap-old-<random suffix>`), the new one renamed into its place,
-and the old one removed. A run killed at any moment leaves the old board or no board at NAME, never a mix of
-two runs; the next run removes the siblings a killed one left (each run holds a lock on its own,
-so a run beside it is left alone). The marker file, written last, lists the board's files: a
+board is renamed aside (`.NAME.naap-old-<random suffix>`), the new one renamed into its place, and
+the old one removed. A run killed at any moment leaves the old board or no board at NAME, never a
+mix of two runs; the next run removes the siblings a killed one left (each run holds a lock on its
+own, so a run beside it is left alone). The marker file, written last, lists the board's files: a
 folder holding anything else is refused, since the whole folder is replaced.
 """
 from __future__ import annotations
